@@ -1,0 +1,26 @@
+"""What a Hydra entry point calls: typed config in, one job run, user errors as one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from omegaconf import DictConfig, OmegaConf
+
+from asva.config.schema import ExperimentConfig
+from asva.errors import UserError
+from asva.experiment import run_job
+from asva.tracking.sweep import parent_run_id
+
+log = logging.getLogger("asva")
+
+
+def run(cfg: DictConfig) -> dict[str, float] | None:
+    """Run one job; a UserError (bad value, path or file) exits with status 2 and one line."""
+    try:
+        experiment = OmegaConf.to_object(cfg)
+        assert isinstance(experiment, ExperimentConfig)
+        return run_job(experiment, parent_run_id())
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,14 @@
+"""Registers the typed schema with Hydra, so composed configs are checked against it."""
+
+from __future__ import annotations
+
+from hydra.core.config_store import ConfigStore
+
+from asva.config.schema import DataConfig, ExperimentConfig, TrainConfig
+
+
+def register() -> None:
+    store = ConfigStore.instance()
+    store.store(name="experiment_schema", node=ExperimentConfig)
+    store.store(group="data", name="schema", node=DataConfig)
+    store.store(group="train", name="schema", node=TrainConfig)

@@ -1,0 +1,144 @@
+"""Checks that no value is impossible, before any compute. Each error names its key."""
+
+from __future__ import annotations
+
+import re
+
+from asva.config.schema import ExperimentConfig, StageConfig
+from asva.errors import ConfigError
+
+KNOWN_DATASETS = ("synthetic", "avsync15", "avsync48")
+KNOWN_MODELS = ("tiny",)
+KNOWN_ENCODER_KINDS = ("tiny_semantic", "tiny_masked")
+KNOWN_CURATION = ("auto", "none")
+ENCODER_NAMES = ("a", "b")
+
+_LAYER_SPEC = re.compile(r"^[a-z]:\d+(-\d+)*$")
+
+
+def parse_audio_layers(spec: str) -> dict[str, list[int]]:
+    """`a:3-7-11+b:3-7-11` -> {"a": [3, 7, 11], "b": [3, 7, 11]} (0-based block indices)."""
+    layers: dict[str, list[int]] = {}
+    for part in spec.replace(" ", "").split("+"):
+        if not _LAYER_SPEC.match(part):
+            raise ConfigError(
+                f"audio_layers: cannot read {spec!r}; write e.g. 'a:11', 'a:3-7-11' or 'a:3-7-11+b:3-7-11'"
+            )
+        name, indices = part.split(":")
+        if name not in ENCODER_NAMES:
+            raise ConfigError(f"audio_layers: unknown encoder {name!r} in {spec!r} (known: a, b)")
+        if name in layers:
+            raise ConfigError(f"audio_layers: encoder {name!r} appears twice in {spec!r}")
+        layers[name] = [int(i) for i in indices.split("-")]
+    return layers
+
+
+def parse_k(k: str) -> int | None:
+    """K videos per class; None means the whole training split."""
+    if str(k) == "all":
+        return None
+    try:
+        value = int(k)
+    except ValueError:
+        raise ConfigError(f"k: must be a whole number >= 0 or 'all', got {k!r}") from None
+    if value < 0:
+        raise ConfigError(f"k: must be >= 0 or 'all', got {value}")
+    return value
+
+
+def _check_stage(name: str, stage: StageConfig) -> None:
+    if (stage.epochs is None) == (stage.steps is None):
+        raise ConfigError(f"{name}: set exactly one of epochs and steps (the other to null)")
+    for key in ("epochs", "steps"):
+        value = getattr(stage, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name}.{key}: must be > 0, got {value}")
+    if stage.lr <= 0:
+        raise ConfigError(f"{name}.lr: must be > 0, got {stage.lr}")
+    if stage.batch_size <= 0:
+        raise ConfigError(f"{name}.batch_size: must be > 0, got {stage.batch_size}")
+    if stage.checkpoint_every <= 0:
+        raise ConfigError(f"{name}.checkpoint_every: must be > 0, got {stage.checkpoint_every}")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: must be > 0, got {value}")
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Raise ConfigError naming the first impossible value."""
+    _positive("window_radius", cfg.window_radius)
+    parse_k(cfg.k)
+    layers = parse_audio_layers(cfg.audio_layers)
+    for name, indices in layers.items():
+        encoder = getattr(cfg.audio, f"encoder_{name}")
+        for index in indices:
+            if not 0 <= index < encoder.num_layers:
+                raise ConfigError(
+                    f"audio_layers: layer {index} of encoder {name!r} does not exist "
+                    f"(audio.encoder_{name}.num_layers = {encoder.num_layers})"
+                )
+    if not cfg.pretrain and not cfg.finetune:
+        raise ConfigError("finetune: with pretrain=false and finetune=false nothing would be trained")
+    if cfg.curation not in KNOWN_CURATION:
+        raise ConfigError(f"curation: must be one of {KNOWN_CURATION}, got {cfg.curation!r}")
+
+    if cfg.data.name not in KNOWN_DATASETS:
+        raise ConfigError(f"data.name: must be one of {KNOWN_DATASETS}, got {cfg.data.name!r}")
+    if cfg.data.name != "synthetic" and cfg.data.root is None:
+        raise ConfigError(f"data.root: dataset {cfg.data.name!r} needs the path of its folder")
+    if cfg.data.fps not in (6, 12):
+        raise ConfigError(f"data.fps: must be 6 or 12, got {cfg.data.fps}")
+    _positive("data.clip_seconds", cfg.data.clip_seconds)
+    if cfg.data.frame_size % cfg.model.latent_downsample:
+        raise ConfigError(
+            f"data.frame_size: {cfg.data.frame_size} is not a multiple of "
+            f"model.latent_downsample={cfg.model.latent_downsample}"
+        )
+    if cfg.data.sample_rate != 16000:
+        raise ConfigError(f"data.sample_rate: the audio encoders expect 16000 Hz, got {cfg.data.sample_rate}")
+    synthetic = cfg.data.synthetic
+    for key in ("train_per_class", "test_per_class", "pool_per_class"):
+        _positive(f"data.synthetic.{key}", getattr(synthetic, key))
+    for key in ("pool_misaligned_fraction", "pool_distractor_fraction", "pool_static_fraction"):
+        if not 0 <= getattr(synthetic, key) <= 1:
+            raise ConfigError(f"data.synthetic.{key}: must be within [0, 1], got {getattr(synthetic, key)}")
+
+    for name in ENCODER_NAMES:
+        encoder = getattr(cfg.audio, f"encoder_{name}")
+        if encoder.kind not in KNOWN_ENCODER_KINDS:
+            raise ConfigError(
+                f"audio.encoder_{name}.kind: must be one of {KNOWN_ENCODER_KINDS}, got {encoder.kind!r}"
+            )
+        _positive(f"audio.encoder_{name}.num_layers", encoder.num_layers)
+        _positive(f"audio.encoder_{name}.token_seconds", encoder.token_seconds)
+
+    if cfg.model.name not in KNOWN_MODELS:
+        raise ConfigError(f"model.name: must be one of {KNOWN_MODELS}, got {cfg.model.name!r}")
+    if cfg.model.context_dim % cfg.model.heads:
+        raise ConfigError(
+            f"model.heads: {cfg.model.heads} does not divide model.context_dim={cfg.model.context_dim}"
+        )
+
+    diffusion = cfg.diffusion
+    if diffusion.prediction_type not in ("epsilon", "v_prediction"):
+        raise ConfigError(
+            f"diffusion.prediction_type: must be epsilon or v_prediction, got {diffusion.prediction_type!r}"
+        )
+    if not 0 < diffusion.sampling_steps <= diffusion.num_train_timesteps:
+        raise ConfigError(
+            f"diffusion.sampling_steps: must be within 1..{diffusion.num_train_timesteps}, "
+            f"got {diffusion.sampling_steps}"
+        )
+    if not 0 <= diffusion.cond_drop < 1:
+        raise ConfigError(f"diffusion.cond_drop: must be within [0, 1), got {diffusion.cond_drop}")
+    for key in ("guidance_image", "guidance_text", "guidance_audio"):
+        if getattr(diffusion, key) < 0:
+            raise ConfigError(f"diffusion.{key}: must be >= 0, got {getattr(diffusion, key)}")
+
+    _check_stage("train.pretrain", cfg.train.pretrain)
+    _check_stage("train.finetune", cfg.train.finetune)
+    if cfg.eval.max_test_clips is not None:
+        _positive("eval.max_test_clips", cfg.eval.max_test_clips)
+    _positive("eval.batch_size", cfg.eval.batch_size)

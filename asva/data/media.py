@@ -1,0 +1,157 @@
+"""Reading and writing video files with their sound (PyAV), the one place that touches containers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchaudio.functional as AF
+
+from asva.errors import DataError
+
+
+@dataclass
+class Clip:
+    """A decoded clip: frames [T, H, W, 3] uint8 at `fps`, mono float32 audio at `sample_rate`."""
+
+    frames: np.ndarray
+    audio: np.ndarray
+    fps: float
+    sample_rate: int
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: int,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+) -> None:
+    """Write H.264 video (+ AAC mono audio) so that browsers and the MLflow UI can play it."""
+    frames = np.ascontiguousarray(frames, dtype=np.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.mp4")
+    with av.open(str(tmp), mode="w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height = frames.shape[2], frames.shape[1]
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": "8", "preset": "fast"}
+        audio_stream = None
+        if audio is not None:
+            audio_stream = container.add_stream("aac", rate=sample_rate)
+            audio_stream.layout = "mono"
+        for image in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if audio_stream is not None:
+            samples = np.clip(audio, -1.0, 1.0).astype(np.float32)[None, :]
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate = sample_rate
+            # A pts lets the encoder mark its priming samples (an edit list), so the sound is not
+            # shifted late by the AAC encoder delay when read back.
+            frame.pts = 0
+            frame.time_base = Fraction(1, sample_rate)
+            for packet in audio_stream.encode(frame):
+                container.mux(packet)
+            for packet in audio_stream.encode():
+                container.mux(packet)
+    tmp.replace(path)  # a killed writer never leaves a truncated file under the final name
+
+
+def _decode_audio(container: av.container.InputContainer, sample_rate: int) -> np.ndarray:
+    stream = container.streams.audio[0]
+    chunks = []
+    first_time = None
+    for frame in container.decode(stream):
+        if first_time is None:
+            first_time = float(frame.time or 0.0)
+        data = frame.to_ndarray().astype(np.float32)
+        if frame.format.is_packed:  # interleaved [1, samples * channels]
+            data = data.reshape(-1, len(frame.layout.channels)).T
+        chunks.append(data)
+    if not chunks:
+        raise DataError("audio track holds no samples")
+    audio = np.concatenate(chunks, axis=1).mean(axis=0)  # stereo -> mono by averaging channels
+    source_rate = stream.rate or sample_rate
+    # Put sample 0 at t = 0 of the video: a track that starts late is padded, an early one trimmed.
+    offset = int(round((first_time or 0.0) * source_rate))
+    audio = np.pad(audio, (offset, 0)) if offset > 0 else audio[-offset:]
+    if source_rate != sample_rate:
+        audio = AF.resample(torch.from_numpy(audio), source_rate, sample_rate).numpy()
+    return audio
+
+
+def _resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """Center crop to a square, then resize to size x size."""
+    _, height, width, _ = frames.shape
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = torch.from_numpy(frames[:, top : top + side, left : left + side]).permute(0, 3, 1, 2)
+    if side != size:
+        square = F.interpolate(square.float(), size=(size, size), mode="bilinear", antialias=True)
+        square = square.round().clamp(0, 255).to(torch.uint8)
+    return square.permute(0, 2, 3, 1).numpy()
+
+
+def read_clip(
+    path: str | Path,
+    fps: int,
+    seconds: float,
+    frame_size: int,
+    sample_rate: int = 16000,
+    start: float = 0.0,
+) -> Clip:
+    """Decode `seconds` of video from `start`, frames resampled to `fps` by their timestamps.
+
+    Raises DataError (naming the file) for anything unreadable or too short.
+    """
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError("no video stream")
+            if not container.streams.audio:
+                raise DataError("no audio stream")
+            stream = container.streams.video[0]
+            times, images = [], []
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                times.append(float(frame.pts * stream.time_base))
+                images.append(frame.to_ndarray(format="rgb24"))
+            container.seek(0)
+            audio = _decode_audio(container, sample_rate)
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
+        raise DataError(f"{path}: unreadable media ({error})") from None
+
+    num_frames = round(seconds * fps)
+    if not images:
+        raise DataError(f"{path}: no decodable frames")
+    order = np.argsort(times)
+    times_sorted = np.asarray(times)[order]
+    wanted = start + np.arange(num_frames) / fps
+    # Each target time takes the last frame shown at or before it, the way a player displays it
+    # (a millisecond of slack absorbs rounding in container timestamps).
+    index = np.searchsorted(times_sorted, wanted + 1e-3, side="right") - 1
+    duration = times_sorted[-1] + 1.0 / max(fps, 1)
+    if index.min() < 0 or start + seconds > duration + 1e-3:
+        raise DataError(f"{path}: shorter than the {seconds:g} s clip requested from {start:g} s")
+    frames = np.stack([images[order[i]] for i in index])
+    first = int(round(start * sample_rate))
+    wanted_samples = int(round(seconds * sample_rate))
+    audio = audio[first : first + wanted_samples]
+    if len(audio) < wanted_samples:  # encoders pad the last AAC frame differently: pad, don't fail
+        if len(audio) < 0.9 * wanted_samples:
+            raise DataError(f"{path}: audio shorter than the {seconds:g} s clip requested")
+        audio = np.pad(audio, (0, wanted_samples - len(audio)))
+    return Clip(frames=_resize(frames, frame_size), audio=audio.astype(np.float32), fps=fps, sample_rate=sample_rate)

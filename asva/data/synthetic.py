@@ -1,0 +1,240 @@
+"""The embedded benchmark: a generated audio-visual dataset whose event times are known exactly.
+
+Every class is a sound with its own timbre coupled to a motion of its own object. Events happen at
+random times, so only the audio says when. Some classes move *before* their sound (a hammer is
+raised, a ball falls), so a frame needs audio context a little beyond its own 1/FPS slot. Every
+event also lights its object up on impact, the visual onset the event-sync metric detects.
+
+The benchmark is written in the folder layout of the real AVSync15 release (videos/<class>/<id>.mp4,
+train.txt, test.txt, classes.txt) plus a manifest.csv that keeps each clip's event times. A larger,
+noisier pretraining pool (misaligned audio, distractor sounds, static clips, extra classes) is
+written beside it in pool/, in the same layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from asva.config.schema import DataConfig, SyntheticConfig
+from asva.data.media import write_video
+
+# Seconds before its sound that an anticipating object starts to move.
+ANTICIPATION_S = 0.4
+# Events are at least this far apart, and the first no earlier than the anticipation window.
+MIN_EVENT_GAP_S = 0.6
+FLASH_HOLD_S = 0.17
+FLASH_DECAY_S = 0.1
+
+
+@dataclass(frozen=True)
+class SoundClass:
+    """How one class sounds and moves."""
+
+    name: str
+    color: tuple[int, int, int]
+    # Tone partials (Hz) and how fast the sound decays (s); noise_mix is the share of noise.
+    partials: tuple[float, ...]
+    decay_s: float
+    noise_mix: float
+    # The motion: "raise" (lifted before the hit), "fall" (drops onto the floor), "none" (no wind-up).
+    anticipation: str
+
+
+CLASSES: dict[str, SoundClass] = {
+    c.name: c
+    for c in (
+        SoundClass("hammer", (230, 120, 40), (820.0, 1650.0), 0.08, 0.5, "raise"),
+        SoundClass("ball_bounce", (60, 200, 90), (110.0, 220.0), 0.12, 0.2, "fall"),
+        SoundClass("drum", (200, 60, 60), (190.0, 280.0), 0.25, 0.4, "none"),
+        SoundClass("lamp_flash", (240, 230, 80), (3200.0,), 0.03, 0.1, "none"),
+        SoundClass("clapper", (120, 90, 220), (1400.0,), 0.04, 0.8, "raise"),
+        SoundClass("bell", (80, 180, 230), (1200.0, 2400.0, 3600.0), 0.5, 0.0, "none"),
+    )
+}
+
+
+@dataclass
+class ClipSpec:
+    video_id: str
+    label: str
+    split: str  # train | test | pool
+    event_times: list[float]
+    # clean | misaligned (audio events elsewhere) | distractor (an unseen extra sound) | static
+    corruption: str = "clean"
+    audio_event_times: list[float] | None = None  # where the sounds are, when not at event_times
+
+
+def sample_event_times(rng: np.random.Generator, seconds: float) -> list[float]:
+    """1 to 3 events, the first late enough for its wind-up to start after frame 0."""
+    count = int(rng.integers(1, 4))
+    for _ in range(100):
+        times = np.sort(rng.uniform(ANTICIPATION_S + 0.05, seconds - 0.15, size=count))
+        if count == 1 or np.diff(times).min() >= MIN_EVENT_GAP_S:
+            return [round(float(t), 4) for t in times]
+    return [round(float(rng.uniform(ANTICIPATION_S + 0.05, seconds - 0.15)), 4)]
+
+
+def motion_state(times: np.ndarray, events: list[float], anticipation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per time: (lift in [0, 1] of the winding-up object, flash in [0, 1] after an impact)."""
+    lift = np.zeros_like(times)
+    flash = np.zeros_like(times)
+    for event in events:
+        dt = times - event
+        if anticipation != "none":
+            before = (dt >= -ANTICIPATION_S) & (dt < 0)
+            progress = (dt[before] + ANTICIPATION_S) / ANTICIPATION_S
+            # raise: lifted steadily, then struck down; fall: dropped from high, accelerating.
+            lift[before] = np.maximum(lift[before], progress if anticipation == "raise" else 1 - progress**2)
+        held = (dt >= 0) & (dt < FLASH_HOLD_S)
+        decaying = dt >= FLASH_HOLD_S
+        flash[held] = 1.0
+        flash[decaying] = np.maximum(flash[decaying], np.exp(-(dt[decaying] - FLASH_HOLD_S) / FLASH_DECAY_S))
+    return lift, flash
+
+
+def render_frames(
+    sound_class: SoundClass, events: list[float], fps: int, seconds: float, size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Frames [T, size, size, 3] uint8: a background, a floor, the object with its lift and flash."""
+    num_frames = round(seconds * fps)
+    times = np.arange(num_frames) / fps
+    lift, flash = motion_state(times, events, sound_class.anticipation)
+    background = rng.integers(20, 70, size=3)
+    color = np.clip(np.asarray(sound_class.color) + rng.integers(-25, 26, size=3), 0, 255)
+    radius = size * rng.uniform(0.14, 0.2)
+    center_x = size * rng.uniform(0.3, 0.7)
+    floor_y = size * 0.85
+    rise = size * 0.45
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
+    for index in range(num_frames):
+        image = np.broadcast_to(background, (size, size, 3)).astype(np.float32).copy()
+        image[yy >= floor_y] = background * 0.5 + 30
+        center_y = floor_y - radius - lift[index] * rise
+        inside = (xx - center_x) ** 2 + (yy - center_y) ** 2 <= radius**2
+        lit = color + flash[index] * (255 - color) * 0.9
+        image[inside] = lit
+        halo = ((xx - center_x) ** 2 + (yy - center_y) ** 2 <= (radius * 1.6) ** 2) & ~inside
+        image[halo] = image[halo] * (1 - 0.6 * flash[index]) + 255 * 0.6 * flash[index]
+        frames[index] = np.clip(image, 0, 255).astype(np.uint8)
+    return frames
+
+
+def synthesize_audio(
+    sound_class: SoundClass, events: list[float], seconds: float, sample_rate: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Mono float32 audio: one struck sound per event over a quiet noise floor."""
+    samples = int(round(seconds * sample_rate))
+    audio = rng.normal(0, 0.005, size=samples)
+    t = np.arange(int(sample_rate * min(1.0, 6 * sound_class.decay_s + 0.05))) / sample_rate
+    envelope = np.exp(-t / sound_class.decay_s) * np.minimum(1.0, t / 0.002)
+    tone = sum(np.sin(2 * math.pi * f * t + rng.uniform(0, 2 * math.pi)) / (i + 1) for i, f in enumerate(sound_class.partials))
+    for event in events:
+        noise = rng.normal(0, 1, size=len(t))
+        strike = envelope * ((1 - sound_class.noise_mix) * tone + sound_class.noise_mix * noise)
+        strike *= rng.uniform(0.5, 0.8) / max(1e-6, np.abs(strike).max())
+        start = int(round(event * sample_rate))
+        end = min(samples, start + len(strike))
+        audio[start:end] += strike[: end - start]
+    return audio.astype(np.float32)
+
+
+def _pool_spec(rng: np.random.Generator, cfg: SyntheticConfig, spec: ClipSpec, seconds: float) -> ClipSpec:
+    """Corrupt a clean pool clip the way uncurated web video is corrupt."""
+    draw = rng.uniform()
+    bounds = np.cumsum([cfg.pool_misaligned_fraction, cfg.pool_distractor_fraction, cfg.pool_static_fraction])
+    if draw < bounds[0]:
+        spec.corruption = "misaligned"
+        spec.audio_event_times = sample_event_times(rng, seconds)
+    elif draw < bounds[1]:
+        spec.corruption = "distractor"
+    elif draw < bounds[2]:
+        spec.corruption = "static"
+    return spec
+
+
+def plan_clips(cfg: SyntheticConfig, seconds: float) -> list[ClipSpec]:
+    """Every clip's label, split and event times: the whole dataset, from the seed alone."""
+    rng = np.random.default_rng(cfg.seed)
+    specs = []
+    for label in cfg.benchmark_classes:
+        for split, count in (("train", cfg.train_per_class), ("test", cfg.test_per_class)):
+            for index in range(count):
+                specs.append(ClipSpec(f"{label}_{split}_{index:03d}", label, split, sample_event_times(rng, seconds)))
+    for label in list(cfg.benchmark_classes) + list(cfg.pool_only_classes):
+        for index in range(cfg.pool_per_class):
+            spec = ClipSpec(f"{label}_pool_{index:03d}", label, "pool", sample_event_times(rng, seconds))
+            specs.append(_pool_spec(rng, cfg, spec, seconds))
+    return specs
+
+
+def _render_clip(spec: ClipSpec, data: DataConfig, seed: int, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng([seed, zlib.crc32(spec.video_id.encode())])
+    sound_class = CLASSES[spec.label]
+    visual_events = [] if spec.corruption == "static" else spec.event_times
+    frames = render_frames(sound_class, visual_events, data.fps, data.clip_seconds, data.frame_size, rng)
+    audio_events = spec.audio_event_times or spec.event_times
+    audio = synthesize_audio(sound_class, audio_events, data.clip_seconds, data.sample_rate, rng)
+    if spec.corruption == "distractor":
+        other = CLASSES[labels[int(rng.integers(len(labels)))]]
+        audio = audio + synthesize_audio(other, sample_event_times(rng, data.clip_seconds), data.clip_seconds, data.sample_rate, rng)
+    return frames, audio
+
+
+def dataset_fingerprint(data: DataConfig) -> str:
+    """Everything the generated files depend on, so a changed setting regenerates them."""
+    return json.dumps(
+        {"synthetic": asdict(data.synthetic), "fps": data.fps, "seconds": data.clip_seconds, "size": data.frame_size, "rate": data.sample_rate, "version": 1},
+        sort_keys=True,
+    )
+
+
+def _write_split_files(root: Path, specs: list[ClipSpec], splits: tuple[str, ...]) -> None:
+    labels = sorted({s.label for s in specs})
+    (root / "classes.txt").write_text("\n".join(labels) + "\n")
+    for split in splits:
+        lines = [f"{s.label}/{s.video_id}.mp4" for s in specs if s.split == split]
+        (root / f"{'train' if split == 'pool' else split}.txt").write_text("\n".join(lines) + "\n")
+    with open(root / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video_id", "label", "split", "path", "event_times", "audio_event_times", "corruption"])
+        for s in specs:
+            writer.writerow([
+                s.video_id, s.label, "train" if s.split == "pool" else s.split, f"videos/{s.label}/{s.video_id}.mp4",
+                " ".join(map(str, s.event_times)), " ".join(map(str, s.audio_event_times or s.event_times)), s.corruption,
+            ])
+
+
+def generate(data: DataConfig, root: Path) -> Path:
+    """Write the benchmark (root) and its pretraining pool (root/pool); skip what is already there.
+
+    Resumable: files are written atomically and the `done` marker comes last, so a killed
+    generation continues where it stopped.
+    """
+    root = Path(root)
+    marker = root / "done"
+    fingerprint = dataset_fingerprint(data)
+    if marker.exists() and marker.read_text() == fingerprint:
+        return root
+    cfg = data.synthetic
+    specs = plan_clips(cfg, data.clip_seconds)
+    labels = list(cfg.benchmark_classes) + list(cfg.pool_only_classes)
+    for spec in tqdm(specs, desc=f"generating synthetic benchmark in {root}", unit="clip"):
+        folder = root / "pool" if spec.split == "pool" else root
+        path = folder / "videos" / spec.label / f"{spec.video_id}.mp4"
+        if path.exists():
+            continue
+        frames, audio = _render_clip(spec, data, cfg.seed, labels)
+        write_video(path, frames, data.fps, audio, data.sample_rate)
+    _write_split_files(root, [s for s in specs if s.split != "pool"], ("train", "test"))
+    _write_split_files(root / "pool", [s for s in specs if s.split == "pool"], ("pool",))
+    marker.write_text(fingerprint)
+    return root

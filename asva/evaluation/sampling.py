@@ -1,0 +1,57 @@
+"""DDIM sampling with multi-modal classifier-free guidance."""
+
+from __future__ import annotations
+
+import torch
+
+from asva.config.schema import DiffusionConfig
+from asva.models.asva_model import ASVAModel, AudioFeatures, Conditions
+from asva.models.diffusion import guided_prediction, sampling_scheduler
+from asva.models.first_stage import unit_to_frames
+from asva.models.tiny_unet import AudioContext
+
+
+def _stack(conditions: list[Conditions]) -> Conditions:
+    audio = [c.audio for c in conditions]
+    return Conditions(
+        first_latent=torch.cat([c.first_latent for c in conditions]),
+        context=torch.cat([c.context for c in conditions]),
+        audio=AudioContext(tokens=torch.cat([a.tokens for a in audio]), frame_mask=audio[0].frame_mask),
+    )
+
+
+@torch.no_grad()
+def sample(
+    model: ASVAModel,
+    frames_uint8: torch.Tensor,
+    audio: AudioFeatures,
+    captions: list[str],
+    cfg: DiffusionConfig,
+    generator: torch.Generator,
+    use_audio: bool = True,
+) -> torch.Tensor:
+    """Animate the first frame of each clip; returns [B, T, H, W, 3] uint8.
+
+    With use_audio=False the audio condition is the null audio everywhere, so the audio guidance
+    term vanishes: the same model, sampled without its audio.
+    """
+    batch = frames_uint8.shape[0]
+    yes, no = torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)
+    variants = [(no, no, no), (yes, no, no), (yes, yes, no)]
+    if use_audio:
+        variants.append((yes, yes, yes))
+    conds = [
+        model.conditions(frames_uint8, audio, captions, drop_image=~img, drop_text=~txt, drop_audio=~aud)
+        for img, txt, aud in variants
+    ]
+    stacked = _stack(conds)
+    scheduler = sampling_scheduler(cfg)
+    first_latent = conds[0].first_latent
+    latents = torch.randn((batch, first_latent.shape[1], frames_uint8.shape[1], *first_latent.shape[3:]), generator=generator)
+    for timestep in scheduler.timesteps:
+        repeated = latents.repeat(len(variants), 1, 1, 1, 1)
+        prediction = model(repeated, timestep.repeat(len(repeated)), stacked).chunk(len(variants))
+        with_audio = prediction[3] if use_audio else prediction[2]
+        guided = guided_prediction(prediction[0], prediction[1], prediction[2], with_audio, cfg)
+        latents = scheduler.step(guided, timestep, latents).prev_sample
+    return unit_to_frames(model.base.first_stage.decode(latents))

@@ -1,0 +1,210 @@
+"""One ablation job, start to finish: data -> frozen parts -> stage 1 -> stage 2 -> evaluation.
+
+Every sweep entry point calls `run_job`. The job is one MLflow run (nested under its sweep's parent
+run) that holds the contract's params, the whole flattened config and its hash, the training-loss
+curve, the metrics and a few generated videos with their sound.
+
+A killed job resumes when rerun: its finetuning checkpoint and MLflow run id live in
+`paths.runs_dir/<study>/<config hash>/`, so the rerun continues the same run from the last step.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from asva.config.schema import ExperimentConfig
+from asva.config.validate import parse_audio_layers, parse_k, validate
+from asva.data import sources
+from asva.data.dataset import ClipSet, kshot_indices, load_split
+from asva.data.media import write_video
+from asva.errors import ConfigError, DataError
+from asva.evaluation.evaluate import evaluate
+from asva.models.asva_model import ASVAModel
+from asva.tracking.runs import RunLogger, config_hash, flatten
+from asva.tracking.store import ROLE_JOB, ROLE_PRETRAIN
+from asva.training.adapters import train_adapter_stage
+from asva.training.components import audio_encoder, base_model
+from asva.training.pretrain import pretrained_adapters
+
+log = logging.getLogger(__name__)
+
+RUN_ID_FILE = "mlflow_run_id"
+
+
+def contract_params(cfg: ExperimentConfig) -> dict[str, str]:
+    k = parse_k(cfg.k)
+    return {
+        "dataset": cfg.data.name,
+        "fps": str(cfg.data.fps),
+        "window_radius": str(float(cfg.window_radius)),
+        "audio_layers": cfg.audio_layers,
+        "k": "all" if k is None else str(k),
+        "pretrain": str(cfg.pretrain).lower(),
+        "curation": cfg.curation if cfg.pretrain else "none",
+        "finetune": str(cfg.finetune and k != 0).lower(),
+        "seed": str(cfg.seed),
+    }
+
+
+def check_before_compute(cfg: ExperimentConfig) -> tuple[Path, int | None]:
+    """Every check that needs no compute: values, paths, K against the split. Returns (root, K)."""
+    validate(cfg)
+    k = parse_k(cfg.k)
+    root = sources.benchmark_root(cfg.data, Path(cfg.paths.cache_dir))
+    if cfg.pretrain:
+        sources.pool_root(cfg.data, root)
+    counts = sources.train_videos_per_class(cfg.data, root)
+    if k is not None and counts and k > min(counts.values()):
+        smallest = min(counts, key=counts.get)
+        raise ConfigError(f"k: {k} is larger than the {counts[smallest]} training videos of class {smallest!r}")
+    return root, k
+
+
+def is_whole_split(k: int | None, counts: dict[str, int]) -> bool:
+    return k is None or (bool(counts) and k >= max(counts.values()))
+
+
+def _taps(cfg: ExperimentConfig) -> list[tuple[str, int]]:
+    return [(name, layer) for name, layers in parse_audio_layers(cfg.audio_layers).items() for layer in layers]
+
+
+def _log_samples(run: RunLogger, test: ClipSet, generated, cfg: ExperimentConfig) -> None:
+    count = min(cfg.eval.num_sample_videos, len(generated))
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(count):
+            path = Path(tmp) / f"{test.video_ids[i]}.mp4"
+            write_video(path, generated[i], cfg.data.fps, test.audio[i].numpy(), cfg.data.sample_rate)
+            paths.append(path)
+        run.log_files(paths, "samples")
+
+
+def _open_run(cfg: ExperimentConfig, params: dict[str, str], run_dir: Path, parent: str | None) -> RunLogger:
+    """The job's run: the unfinished run of an earlier attempt if there is one, else a new one."""
+    marker = run_dir / RUN_ID_FILE
+    if marker.exists():
+        run = RunLogger(marker.read_text().strip())
+        if run.status() != "FINISHED":
+            run.reopen()
+            log.info("resuming MLflow run %s", run.run_id)
+            return run
+        shutil.rmtree(run_dir)  # finished before: this is a deliberate rerun, start clean
+    run_dir.mkdir(parents=True, exist_ok=True)
+    name = " ".join(f"{k}={params[k]}" for k in ("window_radius", "audio_layers", "k", "pretrain", "seed"))
+    run = RunLogger.create(cfg.study, ROLE_JOB, name, parent_run_id=parent)
+    marker.write_text(run.run_id)
+    return run
+
+
+def run_job(cfg: ExperimentConfig, parent_run_id: str | None = None) -> dict[str, float] | None:
+    """Train and evaluate one configuration; returns its metrics (None when the job is redundant)."""
+    root, k = check_before_compute(cfg)
+    counts = sources.train_videos_per_class(cfg.data, root)
+    if is_whole_split(k, counts) and cfg.seed != 0 and cfg.finetune:
+        log.warning("k=%s is the whole training split: one run (seed 0) covers it; seed %d skipped", cfg.k, cfg.seed)
+        return None
+    if k == 0 and not cfg.pretrain:
+        log.warning("k=0 without pretraining would evaluate untrained adapters; job skipped")
+        return None
+    if k == 0 and cfg.seed != 0:
+        log.warning("k=0 evaluates the pretrained model once (seed 0); seed %d skipped", cfg.seed)
+        return None
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+
+    resolved = asdict(cfg)
+    params = contract_params(cfg)
+    digest = config_hash(resolved)
+    run_dir = Path(cfg.paths.runs_dir) / cfg.study / digest
+    run = _open_run(cfg, params, run_dir, parent_run_id)
+    try:
+        run.log_params({**params, "config_hash": digest, **{f"cfg.{k}": v for k, v in flatten(resolved).items()}})
+        run.log_text(flatten_yaml(resolved), "config.yaml")
+        metrics = _train_and_evaluate(cfg, root, k, run, run_dir)
+    except BaseException:
+        run.finish("FAILED")
+        raise
+    run.finish()
+    return metrics
+
+
+def flatten_yaml(resolved: dict) -> str:
+    return "\n".join(f"{key}: {value}" for key, value in flatten(resolved).items()) + "\n"
+
+
+def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: RunLogger, run_dir: Path) -> dict[str, float]:
+    cache_dir = Path(cfg.paths.cache_dir)
+    sources.ensure_generated(cfg.data, root)
+    train = load_split(root, "train", cfg.data, cache_dir)
+    test = load_split(root, "test", cfg.data, cache_dir)
+    pool_path = sources.pool_root(cfg.data, root)
+    pool = load_split(pool_path, "train", cfg.data, cache_dir) if pool_path else None
+    skipped = train.skipped + test.skipped + (pool.skipped if pool else [])
+    run.log_metrics({"data_skipped_files": len(skipped)})
+    if skipped:
+        run.log_text("\n".join(skipped) + "\n", "skipped_files.txt")
+
+    taps = _taps(cfg)
+    needs_pool = cfg.pretrain or not cfg.model.base_checkpoint or any(
+        not getattr(cfg.audio, f"encoder_{name}").checkpoint for name in {n for n, _ in taps}
+    )
+    if needs_pool and pool is None:
+        raise DataError("data.pool_root: a pretraining pool is needed (stage 1, or to train the stand-in parts)")
+    encoders = {
+        name: audio_encoder(name, getattr(cfg.audio, f"encoder_{name}"), pool, cache_dir)
+        for name in sorted({n for n, _ in taps})
+    }
+    base = base_model(cfg, pool, cache_dir)
+    model = ASVAModel(base, encoders, taps, cfg.window_radius, cfg.data.fps, cfg.model, train.fbank.shape[1])
+    model.reset_adapters(cfg.seed)
+    run.log_params({"trainable_parameters": str(sum(p.numel() for p in model.adapter_parameters()))})
+
+    if cfg.pretrain:
+        key, weights = pretrained_adapters(cfg, model, pool, cache_dir, _pretrain_logger(cfg, run))
+        model.load_adapter_state_dict(weights)
+        run.set_tags({"asva.pretrain_key": key})
+
+    if cfg.finetune and k != 0:
+        subset = train.subset(kshot_indices(train, k, cfg.seed))
+        run.log_text("\n".join(subset.video_ids) + "\n", "finetune_video_ids.txt")
+        losses = train_adapter_stage(
+            model,
+            subset,
+            model.encode_audio(subset.fbank),
+            cfg.train.finetune,
+            cfg.diffusion,
+            cfg.seed,
+            desc=f"stage 2: finetuning adapters on {len(subset)} clips",
+            checkpoint_path=run_dir / "finetune.pt",
+            on_step=lambda step, loss: run.log_curve_point("train_loss", loss, step),
+        )
+        run.flush()
+        run.log_metrics({"final_train_loss": sum(losses[-10:]) / len(losses[-10:])})
+
+    evaluation = evaluate(model, test, cfg, cfg.seed)
+    run.log_metrics(evaluation.metrics)
+    _log_samples(run, test, evaluation.generated, cfg)
+    log.info("metrics: %s", {k: round(v, 3) for k, v in evaluation.metrics.items()})
+    return evaluation.metrics
+
+
+def _pretrain_logger(cfg: ExperimentConfig, job: RunLogger):
+    """Record a stage-1 training, when this job is the one that does it, as its own run."""
+
+    def on_trained(key: str, losses: list[float], rejected: dict[str, str], kept: int) -> None:
+        run = RunLogger.create(cfg.study, ROLE_PRETRAIN, f"pretrain {key}", tags={"asva.pretrain_key": key, "asva.trained_by": job.run_id})
+        run.log_params({**contract_params(cfg), "pretrain_key": key})
+        for step, loss in enumerate(losses):
+            run.log_curve_point("train_loss", loss, step)
+        run.log_metrics({"curation_kept": kept, "curation_rejected": len(rejected)})
+        if rejected:
+            run.log_text("\n".join(f"{vid}\t{why}" for vid, why in rejected.items()) + "\n", "rejections.tsv")
+        run.finish()
+
+    return on_trained

@@ -1,0 +1,166 @@
+"""The ASVA model: a frozen image-to-video base and frozen audio encoders, joined by the adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from asva.config.schema import ModelConfig
+from asva.data.audio import MEL_BINS
+from asva.models.adapters import ADAPTER_PREFIXES, AudioProjections, attach_audio_adapters
+from asva.models.audio_encoders import TinyAudioEncoder
+from asva.models.conditioning import ConvImageEncoder, HashedTextEncoder
+from asva.models.first_stage import PCAPatchAutoencoder, frames_to_unit
+from asva.models.tiny_unet import AudioContext, TinyVideoUNet
+from asva.models.window_mask import frame_times, window_mask
+
+
+@dataclass
+class AudioFeatures:
+    """Tapped encoder states {(encoder, layer): [N, tokens, dim]} and each token's time [tokens]."""
+
+    states: dict[tuple[str, int], torch.Tensor]
+    token_times: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> "AudioFeatures":
+        return AudioFeatures({tap: value[index] for tap, value in self.states.items()}, self.token_times)
+
+
+@dataclass
+class Conditions:
+    first_latent: torch.Tensor  # [B, C, 1, h, w], concatenated to the noisy latents
+    context: torch.Tensor  # [B, L, D] text + image tokens
+    audio: AudioContext | None = None
+
+
+class ImageToVideoBase(nn.Module):
+    """First stage, text and image encoders and the denoiser: DynamiCrafter's parts, in small."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.first_stage = PCAPatchAutoencoder(cfg.latent_downsample, cfg.latent_channels)
+        self.text_encoder = HashedTextEncoder(cfg.context_dim)
+        self.image_encoder = ConvImageEncoder(cfg.context_dim)
+        self.unet = TinyVideoUNet(self.first_stage.latent_channels, cfg.channels, list(cfg.channel_mult), cfg.heads, cfg.context_dim)
+
+    def encode_video(self, frames_uint8: torch.Tensor) -> torch.Tensor:
+        return self.first_stage.encode(frames_to_unit(frames_uint8))
+
+    def conditions(
+        self, frames_uint8: torch.Tensor, captions: list[str], drop_image: torch.Tensor, drop_text: torch.Tensor
+    ) -> Conditions:
+        """Image and text conditions; rows flagged in drop_* get null (zero) tokens.
+
+        The first frame's latent is always concatenated, as DynamiCrafter does: dropping the image
+        condition removes its cross-attention tokens only.
+        """
+        first = frames_to_unit(frames_uint8[:, :1])
+        first_latent = self.first_stage.encode(first)
+        image_tokens = self.image_encoder(first[:, 0]) * (~drop_image).float()[:, None, None]
+        text_tokens = self.text_encoder(captions) * (~drop_text).float()[:, None, None]
+        return Conditions(first_latent=first_latent, context=torch.cat([text_tokens, image_tokens], dim=1))
+
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, cond: Conditions) -> torch.Tensor:
+        return self.unet(noisy, timesteps, cond.first_latent, cond.context, cond.audio)
+
+
+class ASVAModel(nn.Module):
+    """Base + audio encoders (both frozen) + projections and audio cross-attentions (trainable)."""
+
+    def __init__(
+        self,
+        base: ImageToVideoBase,
+        encoders: dict[str, TinyAudioEncoder],
+        taps: list[tuple[str, int]],
+        window_radius: float,
+        fps: int,
+        cfg: ModelConfig,
+        fbank_frames: int,
+    ):
+        super().__init__()
+        self.base = base
+        self.encoders = nn.ModuleDict(encoders)
+        for module in (self.base, self.encoders):
+            module.requires_grad_(False)
+            module.eval()
+        self.taps = taps
+        self.window_radius = window_radius
+        self.fps = fps
+        self._fbank_frames = fbank_frames
+        self._null_audio: AudioFeatures | None = None
+        self.audio_projections = AudioProjections(taps, {n: e.dim for n, e in encoders.items()}, cfg.context_dim)
+        self.audio_cross_attn = attach_audio_adapters(base.unet, cfg.heads, cfg.context_dim)
+
+    def train(self, mode: bool = True) -> "ASVAModel":
+        """Only the adapters ever switch to training mode; the frozen parts stay in eval mode."""
+        self.training = mode
+        self.audio_projections.train(mode)
+        self.audio_cross_attn.train(mode)
+        return self
+
+    def reset_adapters(self, seed: int) -> None:
+        """Fresh adapter weights drawn from `seed` (the cross-attention outputs start at zero)."""
+        torch.manual_seed(seed)
+        for linear in self.audio_projections.linears.values():
+            linear.reset_parameters()
+        for block in self.audio_cross_attn:
+            block.reset_parameters()
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        # Not via named_parameters(): the cross-attentions are registered in the UNet too, and
+        # named_parameters() reports a shared parameter under its first (UNet) name only.
+        return list(self.audio_projections.parameters()) + list(self.audio_cross_attn.parameters())
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in self.state_dict().items() if k.startswith(ADAPTER_PREFIXES)}
+
+    def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        expected = set(self.adapter_state_dict())
+        if set(state) != expected:
+            raise ValueError(f"adapter checkpoint does not match the model: {sorted(set(state) ^ expected)[:4]} ...")
+        self.load_state_dict(state, strict=False)
+
+    @torch.no_grad()
+    def encode_audio(self, fbank: torch.Tensor, batch_size: int = 64) -> AudioFeatures:
+        """The tapped hidden states of the frozen encoders (computed once per clip and reused)."""
+        names = sorted({name for name, _ in self.taps})
+        states: dict[tuple[str, int], list[torch.Tensor]] = {tap: [] for tap in self.taps}
+        for start in range(0, fbank.shape[0], batch_size):
+            hidden = {name: self.encoders[name](fbank[start : start + batch_size]) for name in names}
+            for name, layer in self.taps:
+                states[(name, layer)].append(hidden[name][layer])
+        times = torch.cat([self.encoders[name].token_times(fbank.shape[1]) for name, _ in self.taps])
+        return AudioFeatures({tap: torch.cat(chunks) for tap, chunks in states.items()}, times)
+
+    def null_audio(self, num_fbank_frames: int) -> AudioFeatures:
+        """Features of an all-zero filterbank: the null audio of classifier-free guidance (as AVSyncD)."""
+        if self._null_audio is None:
+            self._null_audio = self.encode_audio(torch.zeros(1, num_fbank_frames, MEL_BINS))
+        return self._null_audio
+
+    def audio_context(self, features: AudioFeatures, drop_audio: torch.Tensor, num_frames: int) -> AudioContext:
+        """Project the tapped layers; rows flagged in drop_audio get the null audio."""
+        states = features.states
+        if drop_audio.any():
+            null = self.null_audio(self._fbank_frames).states
+            states = {tap: torch.where(drop_audio[:, None, None], null[tap], value) for tap, value in states.items()}
+        mask = window_mask(frame_times(num_frames, self.fps), features.token_times, self.window_radius, self.fps)
+        return AudioContext(tokens=self.audio_projections(states), frame_mask=mask)
+
+    def conditions(
+        self,
+        frames_uint8: torch.Tensor,
+        audio: AudioFeatures,
+        captions: list[str],
+        drop_image: torch.Tensor,
+        drop_text: torch.Tensor,
+        drop_audio: torch.Tensor,
+    ) -> Conditions:
+        cond = self.base.conditions(frames_uint8, captions, drop_image, drop_text)
+        cond.audio = self.audio_context(audio, drop_audio, frames_uint8.shape[1])
+        return cond
+
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, cond: Conditions) -> torch.Tensor:
+        return self.base(noisy, timesteps, cond)

@@ -1,0 +1,65 @@
+"""Noise schedules (diffusers), the training target, and multi-modal classifier-free guidance."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+
+from asva.config.schema import DiffusionConfig
+
+
+def training_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
+    return DDPMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        prediction_type=cfg.prediction_type,
+    )
+
+
+def sampling_scheduler(cfg: DiffusionConfig) -> DDIMScheduler:
+    scheduler = DDIMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        prediction_type=cfg.prediction_type,
+        clip_sample=False,
+        set_alpha_to_one=False,
+    )
+    scheduler.set_timesteps(cfg.sampling_steps)
+    return scheduler
+
+
+def noised_batch(
+    scheduler: DDPMScheduler, latents: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(noisy latents, timesteps, the target the denoiser must predict)."""
+    noise = torch.randn(latents.shape, generator=generator)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    if scheduler.config.prediction_type == "v_prediction":
+        return noisy, timesteps, scheduler.get_velocity(latents, noise, timesteps)
+    return noisy, timesteps, noise
+
+
+def drop_masks(batch: int, probability: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Independent image / text / audio dropout flags for classifier-free guidance training."""
+    flags = torch.rand(3, batch, generator=generator) < probability
+    return flags[0], flags[1], flags[2]
+
+
+def guided_prediction(
+    unconditional: torch.Tensor,
+    image: torch.Tensor,
+    image_text: torch.Tensor,
+    image_text_audio: torch.Tensor,
+    cfg: DiffusionConfig,
+) -> torch.Tensor:
+    """Multi-modal classifier-free guidance, one scale per modality, each added on the previous:
+
+    e = e(0) + s_img [e(I) - e(0)] + s_txt [e(I,T) - e(I)] + s_aud [e(I,T,A) - e(I,T)]
+    """
+    return (
+        unconditional
+        + cfg.guidance_image * (image - unconditional)
+        + cfg.guidance_text * (image_text - image)
+        + cfg.guidance_audio * (image_text_audio - image_text)
+    )

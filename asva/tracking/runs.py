@@ -1,0 +1,120 @@
+"""MLflow runs under the tracking contract (asva/tracking/store.py): experiments, nesting, logging.
+
+Everything goes through an explicit `MlflowClient` and run id, not MLflow's global "active run",
+so a job can open a second run (a shared pretraining) while its own is open.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+from asva.config.hashing import stable_hash
+from asva.tracking.store import PARENT_TAG, ROLE_TAG, STUDY_TAG, artifact_root, tracking_uri
+
+MAX_PARAMS_PER_BATCH = 100
+METRIC_FLUSH_EVERY = 25
+
+
+def client() -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri())
+
+
+def experiment_id(name: str) -> str:
+    """The experiment named `name`, created (with a local artifact folder) if missing."""
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if tracking_uri().startswith("sqlite:"):
+        location = (artifact_root() / name).resolve().as_uri()
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
+        return mlflow_client.get_experiment_by_name(name).experiment_id
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": 1}} -> {"a.b": "1"}; lists become their JSON text."""
+    if isinstance(tree, dict):
+        out: dict[str, str] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    value = json.dumps(tree) if isinstance(tree, (list, tuple)) else str(tree)
+    return {prefix.rstrip("."): value}
+
+
+def config_hash(config: dict) -> str:
+    return stable_hash(config, length=16)
+
+
+class RunLogger:
+    """One MLflow run: params, buffered metric curves, metrics, artifacts, its end state."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self._client = client()
+        self._pending: list[Metric] = []
+
+    @classmethod
+    def create(cls, study: str, role: str, name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> "RunLogger":
+        all_tags = {STUDY_TAG: study, ROLE_TAG: role, **(tags or {})}
+        if parent_run_id:
+            all_tags[PARENT_TAG] = parent_run_id
+        run = client().create_run(experiment_id(study), run_name=name, tags=all_tags)
+        return cls(run.info.run_id)
+
+    def status(self) -> str:
+        return self._client.get_run(self.run_id).info.status
+
+    def reopen(self) -> None:
+        self._client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+
+    def log_params(self, params: dict[str, str]) -> None:
+        logged = self._client.get_run(self.run_id).data.params
+        fresh = [Param(k, str(v)) for k, v in params.items() if k not in logged]
+        for start in range(0, len(fresh), MAX_PARAMS_PER_BATCH):
+            self._client.log_batch(self.run_id, params=fresh[start : start + MAX_PARAMS_PER_BATCH])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_curve_point(self, key: str, value: float, step: int) -> None:
+        self._pending.append(Metric(key, value, int(time.time() * 1000), step))
+        if len(self._pending) >= METRIC_FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._client.log_batch(self.run_id, metrics=self._pending)
+            self._pending = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self._client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        self._client.log_artifact(self.run_id, str(path), folder)
+
+    def log_text(self, text: str, name: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_text(text)
+            self.log_artifact(path)
+
+    def log_files(self, paths: Iterable[Path], folder: str) -> None:
+        for path in paths:
+            self.log_artifact(path, folder)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.flush()
+        self._client.set_terminated(self.run_id, status=status)

@@ -1,0 +1,51 @@
+"""One parent MLflow run per Hydra multirun, created before any job starts.
+
+Hydra calls `on_multirun_start` in the launching process, before the launcher starts the jobs
+(locally, through submitit, or on SLURM), so there is exactly one parent even when jobs run in
+parallel. Its id is written to the sweep folder, where every job (any process, any node with the
+shared file system) reads it to nest its run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from asva.tracking.runs import RunLogger
+from asva.tracking.store import ROLE_SWEEP, SWEEP_TAG
+
+PARENT_RUN_FILE = "mlflow_parent_run_id"
+
+
+class MLflowSweepCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        overrides = " ".join(config.hydra.overrides.task)
+        parent = RunLogger.create(
+            study=config.study,
+            role=ROLE_SWEEP,
+            name=f"{config.study} sweep {sweep_dir.name}",
+            tags={SWEEP_TAG: str(sweep_dir.resolve()), "asva.overrides": overrides},
+        )
+        (sweep_dir / PARENT_RUN_FILE).write_text(parent.run_id)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        marker = Path(config.hydra.sweep.dir) / PARENT_RUN_FILE
+        if marker.exists():
+            RunLogger(marker.read_text().strip()).finish()
+
+
+def parent_run_id() -> str | None:
+    """The current multirun's parent run, or None outside a multirun."""
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode is None or hydra_cfg.mode.name != "MULTIRUN":
+        return None
+    marker = Path(hydra_cfg.sweep.dir) / PARENT_RUN_FILE
+    return marker.read_text().strip() if marker.exists() else None

@@ -1,0 +1,116 @@
+"""The frozen components of the embedded default, each trained once and cached.
+
+On the embedded default there are no pretrained checkpoints, so the frozen parts are trained here
+on the pretraining pool, once per configuration (the cache key hashes everything they depend on),
+and every later job loads them. Concurrent jobs wait on a file lock instead of training twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from asva.config.hashing import stable_hash
+from asva.config.schema import AudioEncoderConfig, DiffusionConfig, ExperimentConfig
+from asva.data.dataset import ClipSet
+from asva.errors import DataError
+from asva.models.asva_model import ImageToVideoBase
+from asva.models.audio_encoders import TinyAudioEncoder
+from asva.models.first_stage import frames_to_unit
+from asva.models.diffusion import drop_masks, noised_batch, training_scheduler
+from asva.training.checkpoint import build_once, load_checkpoint
+from asva.training.loop import LoopSpec, train_loop
+
+log = logging.getLogger(__name__)
+
+ENCODER_BATCH = 32
+
+
+def clipset_fingerprint(clips: ClipSet) -> str:
+    return stable_hash(clips.video_ids, list(clips.frames.shape), round(float(clips.audio.double().sum()), 4))
+
+
+def captions(clips: ClipSet, indices: torch.Tensor | list[int]) -> list[str]:
+    return [clips.labels[int(i)].replace("_", " ") for i in indices]
+
+
+def _load_weights(path: str, what: str) -> dict:
+    if not Path(path).is_file():
+        raise DataError(f"{what}: checkpoint {path} does not exist")
+    return load_checkpoint(Path(path))["weights"]
+
+
+def audio_encoder(name: str, cfg: AudioEncoderConfig, pool: ClipSet, cache_dir: Path, seed: int = 0) -> TinyAudioEncoder:
+    """Encoder `name` ("a" or "b"), trained once on the pool's audio with its pretext task."""
+    encoder = TinyAudioEncoder(cfg.kind, cfg.num_layers, cfg.dim, cfg.token_seconds, num_classes=len(pool.classes))
+    if cfg.checkpoint:
+        encoder.load_state_dict(_load_weights(cfg.checkpoint, f"audio.encoder_{name}.checkpoint"))
+        return encoder.eval()
+    config = {k: v for k, v in asdict(cfg).items() if k != "checkpoint"}
+    path = cache_dir / "encoders" / f"{cfg.kind}-{stable_hash(config, clipset_fingerprint(pool), seed, 'v1')}.pt"
+    labels = pool.label_indices()
+
+    def build() -> dict:
+        torch.manual_seed(seed)
+        fresh = TinyAudioEncoder(cfg.kind, cfg.num_layers, cfg.dim, cfg.token_seconds, num_classes=len(pool.classes))
+        losses = train_loop(
+            fresh,
+            list(fresh.parameters()),
+            lambda idx, gen: fresh.pretext_loss(pool.fbank[idx], labels[idx], gen),
+            len(pool),
+            LoopSpec(lr=cfg.lr, batch_size=ENCODER_BATCH, steps=cfg.train_steps),
+            seed,
+            desc=f"stand-in audio encoder {name} ({cfg.kind}, trained once)",
+        )
+        log.info("audio encoder %s (%s): pretext loss %.4f -> %.4f", name, cfg.kind, losses[0], losses[-1])
+        return {"weights": fresh.state_dict(), "losses": losses}
+
+    encoder.load_state_dict(build_once(path, build)["weights"])
+    return encoder.eval()
+
+
+def schedule_fields(cfg: DiffusionConfig) -> dict:
+    return {"timesteps": cfg.num_train_timesteps, "schedule": cfg.beta_schedule, "prediction": cfg.prediction_type}
+
+
+def base_model(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> ImageToVideoBase:
+    """The frozen image-to-video base, trained once on the pool as an image animation model."""
+    model_cfg = cfg.model
+    base = ImageToVideoBase(model_cfg)
+    if model_cfg.base_checkpoint:
+        base.load_state_dict(_load_weights(model_cfg.base_checkpoint, "model.base_checkpoint"))
+        return base.eval()
+    config = {k: v for k, v in asdict(model_cfg).items() if k != "base_checkpoint"}
+    key = stable_hash(config, schedule_fields(cfg.diffusion), cfg.diffusion.cond_drop, clipset_fingerprint(pool), "v1")
+    path = cache_dir / "base" / f"tiny-{key}.pt"
+
+    def build() -> dict:
+        torch.manual_seed(0)
+        fresh = ImageToVideoBase(model_cfg)
+        fresh.first_stage.fit(frames_to_unit(pool.frames))
+        scheduler = training_scheduler(cfg.diffusion)
+        latents = fresh.encode_video(pool.frames)
+
+        def loss(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            drop_image, drop_text, _ = drop_masks(len(idx), cfg.diffusion.cond_drop, gen)
+            cond = fresh.conditions(pool.frames[idx], captions(pool, idx), drop_image, drop_text)
+            noisy, timesteps, target = noised_batch(scheduler, latents[idx], gen)
+            return torch.nn.functional.mse_loss(fresh(noisy, timesteps, cond), target)
+
+        losses = train_loop(
+            fresh,
+            list(fresh.parameters()),
+            loss,
+            len(pool),
+            LoopSpec(lr=model_cfg.base_lr, batch_size=model_cfg.base_batch_size, steps=model_cfg.base_train_steps),
+            seed=0,
+            desc="frozen image-to-video base (trained once)",
+        )
+        log.info("base model: loss %.4f -> %.4f", losses[0], losses[-1])
+        return {"weights": fresh.state_dict(), "losses": losses}
+
+    base.load_state_dict(build_once(path, build)["weights"])
+    return base.eval()

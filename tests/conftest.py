@@ -1,0 +1,52 @@
+"""Shared fixtures: a private MLflow store and cache per test session, and a tiny job config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Overrides that shrink a job to seconds: a few clips, a few steps, two sampling steps.
+TINY_OVERRIDES = [
+    "data.synthetic.train_per_class=4",
+    "data.synthetic.test_per_class=2",
+    "data.synthetic.pool_per_class=4",
+    "audio.encoder_a.train_steps=2",
+    "audio.encoder_b.train_steps=2",
+    "model.base_train_steps=2",
+    "train.pretrain.steps=2",
+    "train.finetune.steps=2",
+    "diffusion.sampling_steps=2",
+    "eval.num_sample_videos=1",
+]
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("asva")
+
+
+@pytest.fixture(scope="session")
+def session_store(workdir: Path) -> str:
+    """One SQLite store for the session: MLflow's schema migration costs seconds per new file."""
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ["ASVA_ARTIFACT_ROOT"] = str(workdir / "mlartifacts")
+    import mlflow
+
+    mlflow.MlflowClient(tracking_uri=uri).search_experiments()  # creates the schema once
+    return uri
+
+
+def job_env(workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlflow.db'}"
+    env["ASVA_ARTIFACT_ROOT"] = str(workdir / "mlartifacts")
+    return env
+
+
+def path_overrides(workdir: Path) -> list[str]:
+    return [f"paths.cache_dir={workdir / 'cache'}", f"paths.runs_dir={workdir / 'runs'}"]
