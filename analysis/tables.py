@@ -15,14 +15,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.runs import FINISHED, metric_columns
-from asva.tracking.store import CONTRACT_PARAMS
+from asva.tracking.store import BOOKKEEPING_METRICS, CONTRACT_PARAMS
 
 # Metrics listed first, in the paper's column order, then their embedded stand-ins.
 METRIC_ORDER = ("fvd", "ia", "it", "relsync", "alignsync", "fd_pixel_synth", "event_sync")
 NULL_AUDIO_SUFFIX = "_null_audio"
 REFERENCES = {"_ref_groundtruth": "Groundtruth", "_ref_static": "Static"}
 # Scalars that jobs log for bookkeeping, not results: a table column of them would compare nothing.
-NOT_RESULTS = frozenset({"train_loss", "final_train_loss", "num_test_clips", "data_skipped_files", "curation_kept", "curation_rejected"})
 # Params that differ between the seeds of one row by design.
 PER_SEED_PARAMS = ("seed", "config_hash")
 MISSING = "–"
@@ -103,7 +102,7 @@ def result_metrics(runs: pd.DataFrame, null_audio: bool) -> list[str]:
         name
         for name in metric_columns(runs)
         if runs[name].notna().any()
-        and name not in NOT_RESULTS
+        and name not in BOOKKEEPING_METRICS
         and reference_of(name) is None
         and (null_audio or not name.endswith(NULL_AUDIO_SUFFIX))
     ]
@@ -225,17 +224,13 @@ def skip_message(runs: pd.DataFrame, study: str) -> str:
 
 def iter_groups(table: Table) -> Iterator[tuple[str, pd.DataFrame]]:
     """(label, runs) per dataset (and FPS), in table order."""
-    grouped = table.runs.groupby(table.group_columns, sort=False)
-    keys = sorted(grouped.groups, key=lambda key: _tuple_order(table.group_columns, key))
-    for key in keys:
-        values = key if isinstance(key, tuple) else (key,)
-        label = " ".join(f"{value} FPS" if column == "fps" else value for column, value in zip(table.group_columns, values))
-        yield label, grouped.get_group(key)
+    for key, runs in _sorted_groups(table.runs, table.group_columns):
+        yield " ".join(f"{value} FPS" if column == "fps" else value for column, value in zip(table.group_columns, key)), runs
 
 
-def _tuple_order(columns: list[str], key: tuple | str) -> tuple:
-    values = key if isinstance(key, tuple) else (key,)
-    return tuple(sort_key(column)(value) for column, value in zip(columns, values))
+def _sorted_groups(frame: pd.DataFrame, columns: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
+    """groupby in table order (numeric where numeric); keys are tuples, one value per column."""
+    return sorted(frame.groupby(columns), key=lambda item: tuple(sort_key(c)(v) for c, v in zip(columns, item[0])))
 
 
 def _stats(values: pd.Series, metric: str) -> dict[str, float]:
@@ -250,7 +245,7 @@ def _stats(values: pd.Series, metric: str) -> dict[str, float]:
 def _records(finished: pd.DataFrame, spec: TableSpec, group_columns: list[str], metrics: list[str]) -> list[dict]:
     """Numeric rows: per dataset group, the reference rows then one row per configuration."""
     records: list[dict] = []
-    for group_key, group in sorted(finished.groupby(group_columns), key=lambda item: _tuple_order(group_columns, item[0])):
+    for group_key, group in _sorted_groups(finished, group_columns):
         group_values = dict(zip(group_columns, group_key))
         for suffix, label in REFERENCES.items():
             present = [m for m in metrics if f"{m}{suffix}" in group and group[f"{m}{suffix}"].notna().any()]
@@ -261,7 +256,7 @@ def _records(finished: pd.DataFrame, spec: TableSpec, group_columns: list[str], 
                 record |= _stats(group[f"{metric}{suffix}"] if metric in present else pd.Series(dtype=float), metric)
             records.append(record)
         keys = list(spec.keys)
-        for row_key, row in sorted(group.groupby(keys), key=lambda item: _tuple_order(keys, item[0])):
+        for row_key, row in _sorted_groups(group, keys):
             record = {**group_values, "reference": "", **dict(zip(keys, row_key)), "n": len(row)}
             for metric in metrics:
                 record |= _stats(row[metric], metric)
@@ -297,7 +292,9 @@ def _display(numeric: pd.DataFrame, spec: TableSpec, group_columns: list[str], m
         for metric in metrics:
             info = metric_info(metric)
             gain = record.get(f"{metric}_gain", math.nan)
-            row[info.header] = info.cell(record[f"{metric}_mean"], record[f"{metric}_std"], int(record[f"{metric}_n"]), gain)
+            # A reference row is a bound, not a result: its mean alone, as in the paper.
+            std = math.nan if reference else record[f"{metric}_std"]
+            row[info.header] = info.cell(record[f"{metric}_mean"], std, int(record[f"{metric}_n"]), gain)
         rows.append(row)
     return pd.DataFrame(rows)
 

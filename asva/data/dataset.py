@@ -16,6 +16,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | 
         skipped=skipped,
     )
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".partial")
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
     torch.save(clips.__dict__, tmp)
     tmp.replace(cache)
     return clips

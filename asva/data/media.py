@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -36,7 +37,7 @@ def write_video(
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.mp4")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.partial.mp4")
     with av.open(str(tmp), mode="w") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height = frames.shape[2], frames.shape[1]

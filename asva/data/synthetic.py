@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from tqdm import tqdm
 
 from asva.config.schema import DataConfig, SyntheticConfig
@@ -122,8 +123,9 @@ def render_frames(
         inside = (xx - center_x) ** 2 + (yy - center_y) ** 2 <= radius**2
         lit = color + flash[index] * (255 - color) * 0.9
         image[inside] = lit
-        halo = ((xx - center_x) ** 2 + (yy - center_y) ** 2 <= (radius * 1.6) ** 2) & ~inside
-        image[halo] = image[halo] * (1 - 0.6 * flash[index]) + 255 * 0.6 * flash[index]
+        # The impact lights up a wide halo: a visual onset large enough to learn from few clips.
+        halo = ((xx - center_x) ** 2 + (yy - center_y) ** 2 <= (radius * 2.2) ** 2) & ~inside
+        image[halo] = image[halo] * (1 - 0.7 * flash[index]) + 255 * 0.7 * flash[index]
         frames[index] = np.clip(image, 0, 255).astype(np.uint8)
     return frames
 
@@ -192,7 +194,7 @@ def _render_clip(spec: ClipSpec, data: DataConfig, seed: int, labels: list[str])
 def dataset_fingerprint(data: DataConfig) -> str:
     """Everything the generated files depend on, so a changed setting regenerates them."""
     return json.dumps(
-        {"synthetic": asdict(data.synthetic), "fps": data.fps, "seconds": data.clip_seconds, "size": data.frame_size, "rate": data.sample_rate, "version": 1},
+        {"synthetic": asdict(data.synthetic), "fps": data.fps, "seconds": data.clip_seconds, "size": data.frame_size, "rate": data.sample_rate, "version": 2},
         sort_keys=True,
     )
 
@@ -220,6 +222,12 @@ def generate(data: DataConfig, root: Path) -> Path:
     generation continues where it stopped.
     """
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):  # parallel jobs: one generates, the others wait
+        return _generate_unlocked(data, root)
+
+
+def _generate_unlocked(data: DataConfig, root: Path) -> Path:
     marker = root / "done"
     fingerprint = dataset_fingerprint(data)
     if marker.exists() and marker.read_text() == fingerprint:

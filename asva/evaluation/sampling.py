@@ -16,7 +16,7 @@ def _stack(conditions: list[Conditions]) -> Conditions:
     return Conditions(
         first_latent=torch.cat([c.first_latent for c in conditions]),
         context=torch.cat([c.context for c in conditions]),
-        audio=AudioContext(tokens=torch.cat([a.tokens for a in audio]), frame_mask=audio[0].frame_mask),
+        audio=AudioContext(torch.cat([a.tokens for a in audio]), audio[0].frame_mask, audio[0].frame_times),
     )
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from asva.models.attention import Attention
-from asva.models.tiny_unet import AudioContext, TinyVideoUNet
+from asva.models.tiny_unet import AudioContext, TinyVideoUNet, time_encoding
 
 ADAPTER_PREFIXES = ("audio_projections.", "audio_cross_attn.")
 
@@ -26,6 +26,7 @@ class AudioProjections(nn.Module):
     def __init__(self, taps: list[tuple[str, int]], encoder_dims: dict[str, int], context_dim: int):
         super().__init__()
         self.taps = taps
+        self.context_dim = context_dim
         self.linears = nn.ModuleDict({f"{name}_{layer}": nn.Linear(encoder_dims[name], context_dim) for name, layer in taps})
 
     def forward(self, states: dict[tuple[str, int], torch.Tensor]) -> torch.Tensor:
@@ -47,11 +48,16 @@ class AudioCrossAttention(nn.Module):
         nn.init.zeros_(self.attn.to_out.bias)
 
     def forward(self, tokens: torch.Tensor, audio: AudioContext, frames: int) -> torch.Tensor:
-        """tokens [B*T, HW, C]; every frame sees only the audio tokens of its window."""
+        """tokens [B*T, HW, C]; every frame sees only the audio tokens of its window.
+
+        The queries carry the frame's time and the keys their token's time (fixed sinusoids), so
+        that inside its window a frame can tell a sound just before it from one just after it.
+        """
         audio_tokens = audio.tokens.repeat_interleave(frames, dim=0)  # [B*T, N, D]
         batch = tokens.shape[0] // frames
         mask = audio.frame_mask.repeat(batch, 1)[:, None, None, :]  # [B*T, 1, 1, N]
-        return self.attn(self.norm(tokens), audio_tokens, mask=mask)
+        when = time_encoding(audio.frame_times, tokens.shape[-1]).repeat(batch, 1)[:, None, :]
+        return self.attn(self.norm(tokens) + when, audio_tokens, mask=mask)
 
 
 def attach_audio_adapters(unet: TinyVideoUNet, heads: int, context_dim: int) -> nn.ModuleList:

@@ -13,7 +13,7 @@ from asva.models.adapters import ADAPTER_PREFIXES, AudioProjections, attach_audi
 from asva.models.audio_encoders import TinyAudioEncoder
 from asva.models.conditioning import ConvImageEncoder, HashedTextEncoder
 from asva.models.first_stage import PCAPatchAutoencoder, frames_to_unit
-from asva.models.tiny_unet import AudioContext, TinyVideoUNet
+from asva.models.tiny_unet import AudioContext, TinyVideoUNet, time_encoding
 from asva.models.window_mask import frame_times, window_mask
 
 
@@ -146,8 +146,10 @@ class ASVAModel(nn.Module):
         if drop_audio.any():
             null = self.null_audio(self._fbank_frames).states
             states = {tap: torch.where(drop_audio[:, None, None], null[tap], value) for tap, value in states.items()}
-        mask = window_mask(frame_times(num_frames, self.fps), features.token_times, self.window_radius, self.fps)
-        return AudioContext(tokens=self.audio_projections(states), frame_mask=mask)
+        times = frame_times(num_frames, self.fps)
+        mask = window_mask(times, features.token_times, self.window_radius, self.fps)
+        tokens = self.audio_projections(states) + time_encoding(features.token_times, self.audio_projections.context_dim)
+        return AudioContext(tokens=tokens, frame_mask=mask, frame_times=times)
 
     def conditions(
         self,

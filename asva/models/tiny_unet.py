@@ -21,10 +21,18 @@ from asva.models.attention import Attention
 
 @dataclass
 class AudioContext:
-    """Projected audio tokens [B, N, D] and, per frame, which tokens it may see [T, N]."""
+    """Projected audio tokens [B, N, D], per frame which tokens it may see [T, N], frame times [T] (s)."""
 
     tokens: torch.Tensor
     frame_mask: torch.Tensor
+    frame_times: torch.Tensor
+
+
+def time_encoding(times_s: torch.Tensor, dim: int) -> torch.Tensor:
+    """[N] seconds -> [N, dim] sinusoids with periods from 2 s down to 1/32 s."""
+    freqs = 2 * math.pi * torch.logspace(math.log10(0.5), math.log10(32.0), dim // 2)
+    args = times_s.float()[:, None] * freqs[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:

@@ -37,6 +37,11 @@ CONTRACT_PARAMS = (
     "config_hash",
 )
 
+# Metrics that describe a run's bookkeeping, not its results: never a table column.
+BOOKKEEPING_METRICS = frozenset(
+    {"train_loss", "final_train_loss", "num_test_clips", "data_skipped_files", "curation_kept", "curation_rejected"}
+)
+
 # Metric names reserved for numbers computed exactly as the papers define them.
 PAPER_METRICS = ("fvd", "ia", "it", "relsync", "alignsync")
 

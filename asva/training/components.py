@@ -7,6 +7,7 @@ and every later job loads them. Concurrent jobs wait on a file lock instead of t
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -30,7 +31,11 @@ ENCODER_BATCH = 32
 
 
 def clipset_fingerprint(clips: ClipSet) -> str:
-    return stable_hash(clips.video_ids, list(clips.frames.shape), round(float(clips.audio.double().sum()), 4))
+    """Identifies the clips by content (frames and sound), so changed data invalidates caches."""
+    digest = hashlib.sha256()
+    for tensor in (clips.frames, clips.audio):
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return stable_hash(clips.video_ids, digest.hexdigest())
 
 
 def captions(clips: ClipSet, indices: torch.Tensor | list[int]) -> list[str]:

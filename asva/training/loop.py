@@ -91,7 +91,7 @@ def train_loop(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         progress.set_postfix(loss=f"{losses[-1]:.4f}")
         if on_step is not None:
             on_step(step, losses[-1])

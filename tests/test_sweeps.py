@@ -1,0 +1,95 @@
+"""The entry points as a user runs them: subprocesses, real Hydra, real MLflow (a private store)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from conftest import REPO, TINY_OVERRIDES, job_env, path_overrides
+
+
+def run_sweep(script: str, args: list[str], workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "sweeps" / script), *args, f"hydra.sweep.dir={workdir / 'multirun' / script}-{len(args)}",
+         f"hydra.run.dir={workdir / 'outputs'}"],
+        cwd=workdir, env=job_env(workdir), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def runs_of(workdir: Path, study: str):
+    client = mlflow.MlflowClient(tracking_uri=job_env(workdir)["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(study)
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("window_radius=-1", "error: window_radius: must be > 0, got -1.0"),
+        ("k=500", "error: k: 500 is larger than the 90 training videos of class 'hammer'"),
+        ("data.root=/no/such/folder", "error: data.root: /no/such/folder does not exist"),
+        ("audio_layers=c:1", "error: audio_layers: unknown encoder 'c'"),
+        ("train.finetune.lr=0", "error: train.finetune.lr: must be > 0, got 0.0"),
+    ],
+)
+def test_invalid_values_fail_in_one_line_before_compute(tmp_path, override, message):
+    result = run_sweep("window_radius.py", [override], tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cache").exists()  # nothing was generated or trained
+
+
+def test_unknown_key_is_named(tmp_path):
+    result = run_sweep("window_radius.py", ["no_such_key=1"], tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert "Key 'no_such_key' not in 'ExperimentConfig'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("launcher", ["basic", "submitit_local"])
+def test_two_job_multirun_writes_nested_runs(tmp_path, launcher):
+    args = ["-m", "window_radius=0.5,2.0", f"hydra/launcher={launcher}", *TINY_OVERRIDES, *path_overrides(tmp_path)]
+    result = run_sweep("window_radius.py", args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = runs_of(tmp_path, "window_radius")
+    parents = [r for r in runs if r.data.tags.get("asva.role") == "sweep"]
+    jobs = [r for r in runs if r.data.tags.get("asva.role") == "job"]
+    assert len(parents) == 1 and len(jobs) == 2
+    assert all(j.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for j in jobs)
+    assert sorted(j.data.params["window_radius"] for j in jobs) == ["0.5", "2.0"]
+    for job in jobs:
+        assert job.info.status == "FINISHED"
+        assert job.data.tags["asva.study"] == "window_radius"
+        for key in ("dataset", "fps", "audio_layers", "k", "pretrain", "curation", "finetune", "seed", "config_hash"):
+            assert key in job.data.params
+        assert job.data.params["k"] == "all" and job.data.params["pretrain"] == "false"
+        assert {"event_sync", "event_sync_null_audio", "event_sync_ref_groundtruth", "event_sync_ref_static"} <= set(job.data.metrics)
+        assert job.data.metrics["event_sync_ref_static"] == 0.0
+        assert not {"fvd", "relsync", "alignsync"} & set(job.data.metrics)
+        history = mlflow.MlflowClient(tracking_uri=job_env(tmp_path)["MLFLOW_TRACKING_URI"]).get_metric_history(job.info.run_id, "train_loss")
+        assert len(history) == 2
+        artifacts = Path(job.info.artifact_uri.removeprefix("file://"))
+        assert (artifacts / "config.yaml").is_file()
+        assert len(list((artifacts / "samples").glob("*.mp4"))) == 1
+
+
+def test_kshot_trains_stage_one_once_and_reuses_it(tmp_path):
+    args = ["k=1,all", "seed=0,1", *TINY_OVERRIDES, *path_overrides(tmp_path)]
+    result = run_sweep("kshot.py", args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = runs_of(tmp_path, "kshot")
+    pretrains = [r for r in runs if r.data.tags.get("asva.role") == "pretrain"]
+    jobs = [r for r in runs if r.data.tags.get("asva.role") == "job"]
+    # k=1: 2 seeds x (finetune-only, pretrain+finetune); k=all: one seed x both.
+    assert sorted((j.data.params["k"], j.data.params["pretrain"], j.data.params["seed"]) for j in jobs) == [
+        ("1", "false", "0"), ("1", "false", "1"), ("1", "true", "0"), ("1", "true", "1"),
+        ("all", "false", "0"), ("all", "true", "0"),
+    ]
+    assert len(pretrains) == 1
+    keys = {j.data.tags["asva.pretrain_key"] for j in jobs if j.data.params["pretrain"] == "true"}
+    assert keys == {pretrains[0].data.tags["asva.pretrain_key"]}
