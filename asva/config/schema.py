@@ -54,7 +54,7 @@ class AudioEncoderConfig:
     # Seconds of audio per token (the token stride of the encoder's time axis).
     token_seconds: float = 0.04
     checkpoint: Optional[str] = None  # a trained encoder; None: train the stand-in once and cache it
-    train_steps: int = 150
+    train_steps: int = 100
     lr: float = 2e-3
 
 
@@ -86,7 +86,9 @@ class ModelConfig:
 class DiffusionConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
-    prediction_type: str = "epsilon"
+    # v-prediction weighs the high-noise steps, where the timing of motion is decided, far more
+    # than epsilon-prediction does (the DynamiCrafter 512 model predicts v as well).
+    prediction_type: str = "v_prediction"
     sampling_steps: int = 20
     guidance_image: float = 2.0
     guidance_text: float = 2.0

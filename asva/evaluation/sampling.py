@@ -36,13 +36,14 @@ def sample(
     term vanishes: the same model, sampled without its audio.
     """
     batch = frames_uint8.shape[0]
-    yes, no = torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)
-    variants = [(no, no, no), (yes, no, no), (yes, yes, no)]
+    keep, drop = torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)
+    # Drop flags (image, text, audio) of e(0), e(I), e(I,T) and e(I,T,A).
+    variants = [(drop, drop, drop), (keep, drop, drop), (keep, keep, drop)]
     if use_audio:
-        variants.append((yes, yes, yes))
+        variants.append((keep, keep, keep))
     conds = [
-        model.conditions(frames_uint8, audio, captions, drop_image=~img, drop_text=~txt, drop_audio=~aud)
-        for img, txt, aud in variants
+        model.conditions(frames_uint8, audio, captions, drop_image=image, drop_text=text, drop_audio=sound)
+        for image, text, sound in variants
     ]
     stacked = _stack(conds)
     scheduler = sampling_scheduler(cfg)
