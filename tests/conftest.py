@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,15 @@ def job_env(workdir: Path) -> dict[str, str]:
 
 def path_overrides(workdir: Path) -> list[str]:
     return [f"paths.cache_dir={workdir / 'cache'}", f"paths.runs_dir={workdir / 'runs'}"]
+
+
+def require_executables(*names: str) -> None:
+    """Skip when a system program a test drives is not installed, except in CI (.ci/run sets
+    ASVA_REQUIRE_SERVICES=1 after installing them), where its absence is a failure, not a skip."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return
+    message = f"not installed: {', '.join(missing)} (see .ci/system-packages.txt)"
+    if os.environ.get("ASVA_REQUIRE_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -79,17 +79,37 @@ def test_two_job_multirun_writes_nested_runs(tmp_path, launcher):
 
 
 def test_kshot_trains_stage_one_once_and_reuses_it(tmp_path):
-    args = ["k=1,all", "seed=0,1", *TINY_OVERRIDES, *path_overrides(tmp_path)]
+    args = ["k=0,1,all", "seed=0,1", *TINY_OVERRIDES, *path_overrides(tmp_path)]
     result = run_sweep("kshot.py", args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = runs_of(tmp_path, "kshot")
     pretrains = [r for r in runs if r.data.tags.get("asva.role") == "pretrain"]
     jobs = [r for r in runs if r.data.tags.get("asva.role") == "job"]
-    # k=1: 2 seeds x (finetune-only, pretrain+finetune); k=all: one seed x both.
+    # k=0: the pretrained model once; k=1: 2 seeds x (finetune-only, pretrain+finetune);
+    # k=all: one seed x both.
     assert sorted((j.data.params["k"], j.data.params["pretrain"], j.data.params["seed"]) for j in jobs) == [
+        ("0", "true", "0"),
         ("1", "false", "0"), ("1", "false", "1"), ("1", "true", "0"), ("1", "true", "1"),
         ("all", "false", "0"), ("all", "true", "0"),
     ]
+    zero = next(j for j in jobs if j.data.params["k"] == "0")
+    assert zero.data.params["finetune"] == "false" and "final_train_loss" not in zero.data.metrics
+    subsets = {
+        (j.data.params["seed"], j.data.params["pretrain"]): Path(j.info.artifact_uri.removeprefix("file://"), "finetune_video_ids.txt").read_text()
+        for j in jobs if j.data.params["k"] == "1"
+    }
+    # The same seed draws the same K-shot subset with and without pretraining; seeds differ.
+    assert subsets[("0", "false")] == subsets[("0", "true")] != subsets[("1", "false")]
     assert len(pretrains) == 1
     keys = {j.data.tags["asva.pretrain_key"] for j in jobs if j.data.params["pretrain"] == "true"}
     assert keys == {pretrains[0].data.tags["asva.pretrain_key"]}
+
+
+def test_encoder_layer_grid_runs_every_feature_set(tmp_path):
+    result = run_sweep("encoder_layers.py", ["-m", *TINY_OVERRIDES, *path_overrides(tmp_path)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [r for r in runs_of(tmp_path, "encoder_layers") if r.data.tags.get("asva.role") == "job"]
+    assert sorted(j.data.params["audio_layers"] for j in jobs) == ["a:11", "a:3-7-11", "a:3-7-11+b:3-7-11", "a:7-9-11"]
+    params = {j.data.params["audio_layers"]: int(j.data.params["trainable_parameters"]) for j in jobs}
+    # One projection per tapped layer: six taps hold more trainable weights than one.
+    assert params["a:3-7-11+b:3-7-11"] > params["a:3-7-11"] > params["a:11"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from asva.progress import progress
 
 from asva.config.schema import DataConfig
 from asva.data.audio import fbank
@@ -113,7 +113,7 @@ def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | 
 
     events = _read_event_times(root)
     ids, labels, frames, audio, event_times, skipped = [], [], [], [], [], []
-    for entry in tqdm(entries, desc=f"decoding {root.name}/{split}", unit="video"):
+    for entry in progress(entries, desc=f"decoding {root.name}/{split}", unit="video"):
         label = entry.split("/")[0]
         video_id = Path(entry).stem
         if label not in classes:

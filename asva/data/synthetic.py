@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
-from tqdm import tqdm
+from asva.progress import progress as progress_counter
 
 from asva.config.schema import DataConfig, SyntheticConfig
 from asva.data.media import write_video
@@ -235,7 +235,7 @@ def _generate_unlocked(data: DataConfig, root: Path) -> Path:
     cfg = data.synthetic
     specs = plan_clips(cfg, data.clip_seconds)
     labels = list(cfg.benchmark_classes) + list(cfg.pool_only_classes)
-    for spec in tqdm(specs, desc=f"generating synthetic benchmark in {root}", unit="clip"):
+    for spec in progress_counter(specs, desc=f"generating synthetic benchmark in {root}", unit="clip"):
         folder = root / "pool" if spec.split == "pool" else root
         path = folder / "videos" / spec.label / f"{spec.video_id}.mp4"
         if path.exists():

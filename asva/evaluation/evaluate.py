@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from asva.progress import progress
 
 from asva.config.schema import ExperimentConfig
 from asva.data.dataset import ClipSet
@@ -42,7 +42,7 @@ def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int) 
     captions = [label.replace("_", " ") for label in test.labels]
     outputs: dict[bool, list[torch.Tensor]] = {True: [], False: []}
     batches = range(0, len(test), cfg.eval.batch_size)
-    for start in tqdm(batches, desc="sampling test clips (with and without audio)", unit="batch", leave=False):
+    for start in progress(batches, desc="sampling test clips (with and without audio)", unit="batch"):
         index = torch.arange(start, min(start + cfg.eval.batch_size, len(test)))
         for use_audio in (True, False):
             # The same starting noise for both, so the difference is the audio alone.

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from asva.progress import progress as progress_counter
 
 from asva.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -81,7 +81,7 @@ def train_loop(
             )
 
     module.train()
-    progress = tqdm(range(start, total), desc=desc, unit="step", initial=start, total=total, leave=False)
+    progress = progress_counter(range(start, total), desc=desc, unit="step", initial=start, total=total)
     for step in progress:
         torch.manual_seed(seed * 7919 + step)  # for any op that draws from the global generator
         random.seed(seed * 7919 + step)

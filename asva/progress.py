@@ -1,0 +1,100 @@
+"""Progress reporting for long work: a tqdm bar on a terminal, plain log lines elsewhere.
+
+CI logs and SLURM output files are not terminals: a bar there becomes one endless line of carriage
+returns, so off a terminal the same counter is written as a line every `log_every_seconds` (and at
+the end), with tqdm's own rate and ETA formatting.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar
+
+from tqdm import tqdm
+
+Item = TypeVar("Item")
+
+log = logging.getLogger("asva.progress")
+
+
+def attached_to_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+class LoggedProgress(Generic[Item]):
+    """The subset of tqdm's interface the project uses, reporting through `logging`."""
+
+    def __init__(
+        self,
+        iterable: Iterable[Item] | None,
+        desc: str,
+        total: float | None,
+        unit: str,
+        initial: int,
+        log_every_seconds: float,
+    ) -> None:
+        self.iterable = iterable
+        self.desc = desc
+        self.total = total
+        self.unit = unit
+        self.n = initial
+        self.initial = initial
+        self.log_every_seconds = log_every_seconds
+        self.started = time.monotonic()
+        self.last_logged = self.started
+        self.postfix = ""
+
+    def __iter__(self) -> Iterator[Item]:
+        if self.iterable is None:
+            raise TypeError("this progress counter wraps no iterable; call update() instead")
+        for item in self.iterable:
+            yield item
+            self.update(1)
+        self.close()
+
+    def __enter__(self) -> LoggedProgress[Item]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def set_postfix(self, **values: object) -> None:
+        self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
+
+    def update(self, count: int = 1) -> None:
+        self.n += count
+        now = time.monotonic()
+        if now - self.last_logged >= self.log_every_seconds:
+            self.last_logged = now
+            self._log(now)
+
+    def close(self) -> None:
+        if self.n != self.initial or self.total == 0:
+            self._log(time.monotonic())
+            self.initial = self.n  # a second close() logs nothing new
+
+    def _log(self, now: float) -> None:
+        line = tqdm.format_meter(
+            self.n, self.total, now - self.started, prefix=self.desc, unit=self.unit, initial=self.initial
+        )
+        log.info(f"{line} {self.postfix}".rstrip())
+
+
+def progress(
+    iterable: Iterable[Item] | None = None,
+    *,
+    desc: str,
+    total: float | None = None,
+    unit: str = "it",
+    initial: int = 0,
+    log_every_seconds: float = 30.0,
+) -> tqdm | LoggedProgress[Item]:
+    """A progress bar with rate and ETA on a terminal; periodic log lines when not on one."""
+    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    if attached_to_terminal():
+        return tqdm(iterable, desc=desc, total=total, unit=unit, initial=initial, dynamic_ncols=True)
+    return LoggedProgress(iterable, desc, total, unit, initial, log_every_seconds)
