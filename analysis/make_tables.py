@@ -1,65 +1,93 @@
-"""Tables and figures of the ablation studies (Fig. 4a, Fig. 4b, Table 3) from the MLflow job runs.
+"""The paper's tables and figures from MLflow: Table 1, 2, 3, the annotation budget, Fig. 4a, 4b.
 
-    python analysis/make_tables.py [--out DIR] [--study NAME] [--dataset NAME]
-                                   [--experiment NAME] [--parent-run-id ID]
+    python analysis/make_tables.py [--only NAME[,NAME]] [--format csv,md,tex,png,pdf] [--out DIR]
+                                   [--study NAME] [--dataset NAME] [--experiment NAME]
+                                   [--parent-run-id ID]
 
-Prints each table as markdown and writes <study>.csv (numbers), <study>.md and <study>.png to
---out. Reads the store named by MLFLOW_TRACKING_URI, else the project's SQLite store.
+Prints each table as markdown and writes <name>.csv (numbers and statistics), .md, .tex
+(booktabs) and the figure as .png and .pdf to --out. Reads the store named by
+MLFLOW_TRACKING_URI, else the project's SQLite store. Progress goes to the log (stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
 from pathlib import Path
 
 if not __package__:  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import plots, runs, tables  # noqa: E402
+from analysis import budget, outputs, plots, runs, tables  # noqa: E402
+from asva.progress import configure_logging, progress  # noqa: E402
 from asva.tracking.store import ROLE_JOB, ROLE_TAG, tracking_uri  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "output"
+BUDGET = "budget"
+# Output order: the paper's, the budget right after the Table 3 it is computed from.
+NAMES = ("table1", "table2", "table3", BUDGET, "fig4a", "fig4b")
+
+log = logging.getLogger("asva.analysis")
+
+
+def comma_list(choices: tuple[str, ...]):
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(value.strip() for value in text.split(",") if value.strip())
+        unknown = [value for value in values if value not in choices]
+        if unknown or not values:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(choices)} (comma-separated)")
+        return values
+
+    return parse
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
-    parser.add_argument("--study", choices=sorted(tables.SPECS), help="only this study")
+    parser.add_argument("--only", type=comma_list(NAMES), default=NAMES, help=f"build only these ({', '.join(NAMES)})")
+    parser.add_argument("--format", type=comma_list(outputs.FORMATS), default=outputs.FORMATS, help=f"files to write ({', '.join(outputs.FORMATS)})")
+    parser.add_argument("--study", help="only runs with this asva.study tag")
     parser.add_argument("--dataset", help="only runs with this `dataset` param")
     parser.add_argument("--experiment", help="only runs of the MLflow experiment of this name")
     parser.add_argument("--parent-run-id", help="only the jobs of this sweep (parent) run")
     return parser.parse_args(argv)
 
 
-def write_outputs(table: tables.Table, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path, png_path = (out / f"{table.name}.{ext}" for ext in ("csv", "md", "png"))
-    table.numeric.to_csv(csv_path, index=False)
-    md_path.write_text(table.to_markdown())
-    plots.plot_table(table).savefig(png_path, dpi=120)
-    return [csv_path, md_path, png_path]
-
-
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = parse_args(argv)
+    started = time.perf_counter()
     job_runs = runs.load_job_runs(study=args.study, dataset=args.dataset, experiment=args.experiment, parent_run_id=args.parent_run_id)
+    log.info("loaded %d job runs from %s in %.1f s", len(job_runs), tracking_uri(), time.perf_counter() - started)
     if job_runs.empty:
-        filters = {name: value for name, value in vars(args).items() if name != "out" and value is not None}
+        filters = {name: value for name, value in vars(args).items() if name not in ("out", "only", "format") and value is not None}
         where = f" matching {filters}" if filters else ""
         print(f"No job runs (tag {ROLE_TAG}={ROLE_JOB}){where} in {tracking_uri()}: nothing to tabulate.")
         return 0
-    for study in [args.study] if args.study else list(tables.SPECS):
-        table = tables.build_table(job_runs, study)
-        if table is None:
-            print(tables.skip_message(job_runs, study))
-            continue
-        print(table.to_markdown())
-        written = write_outputs(table, args.out)
+    built: dict[str, tables.Table | None] = {}
+    for name in progress(args.only, desc="building tables", unit="table"):
+        if name == BUDGET:
+            table3 = built["table3"] if "table3" in built else tables.build_table(job_runs, "table3")
+            result = budget.budget_curve(table3) if table3 is not None else None
+            if result is None:
+                print(f"{BUDGET}: no metric with both paradigms at a numeric K in Table 3, skipped.")
+                continue
+            output, figure = result, budget.plot_budget(result)
+        else:
+            table = built[name] = tables.build_table(job_runs, name)
+            if table is None:
+                print(tables.skip_message(job_runs, name))
+                continue
+            output, figure = table, plots.plot_table(table)
+        print(output.to_markdown())
+        written = outputs.write_outputs(output, figure, args.out, args.format)
         print(f"wrote {', '.join(str(path) for path in written)}\n")
-    others = sorted(set(job_runs["study"].dropna()) - set(tables.SPECS))
+    others = sorted(set(job_runs["study"].dropna()) - {spec.study for spec in tables.SPECS.values()})
     if others:
-        print(f"No table layout for studies {', '.join(others)}: skipped.")
+        print(f"Studies without a layout of their own (in Table 1 only): {', '.join(others)}.")
+    log.info("done in %.1f s", time.perf_counter() - started)
     return 0
 
 

@@ -16,9 +16,12 @@ import pandas as pd
 from asva.tracking.store import CONTRACT_PARAMS, PARENT_TAG, ROLE_JOB, ROLE_TAG, STUDY_TAG, tracking_uri
 
 FINISHED = "FINISHED"
+# The model config's name (flattened config param `cfg.model.name`): Table 1's rows.
+MODEL_NAME = "model_name"
+MODEL_NAME_PARAM = "cfg.model.name"
 
 # Columns of the tidy frame that are neither contract params nor metrics.
-RUN_COLUMNS = ("run_id", "run_name", "experiment_id", "experiment", "status", "study", "role", "parent_run_id", "start_time")
+RUN_COLUMNS = ("run_id", "run_name", "experiment_id", "experiment", "status", "study", "role", "parent_run_id", "start_time", MODEL_NAME)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -78,6 +81,7 @@ def tidy(raw: pd.DataFrame, experiment_names: dict[str, str]) -> pd.DataFrame:
             "role": column(f"tags.{ROLE_TAG}"),
             "parent_run_id": column(f"tags.{PARENT_TAG}"),
             "start_time": raw["start_time"],
+            MODEL_NAME: column(f"params.{MODEL_NAME_PARAM}"),
         }
     )
     for param in CONTRACT_PARAMS:
@@ -118,6 +122,6 @@ def load_job_runs(
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
-    """The metric columns of a tidy frame: everything that is not a run column or a contract param."""
+    """The metric columns of a tidy frame: the numeric columns that are not run columns or params."""
     fixed = {*RUN_COLUMNS, *CONTRACT_PARAMS}
-    return [name for name in runs.columns if name not in fixed]
+    return [name for name in runs.columns if name not in fixed and pd.api.types.is_numeric_dtype(runs[name])]

@@ -19,6 +19,16 @@ Item = TypeVar("Item")
 
 log = logging.getLogger("asva.progress")
 
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's default job format
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """INFO log lines on stderr for entry points that are not Hydra apps (Hydra configures its
+    own): without a handler, Python drops INFO records, and with them every progress line off a
+    terminal. Does nothing when logging is already configured (Hydra, pytest, a notebook's host)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+
 
 def attached_to_terminal() -> bool:
     return sys.stderr.isatty()
