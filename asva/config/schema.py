@@ -25,9 +25,13 @@ class SyntheticConfig:
     test_per_class: int = 10
     pool_per_class: int = 40
     # Share of pool clips that are broken in one of the ways real web video is.
-    pool_misaligned_fraction: float = 0.25
-    pool_distractor_fraction: float = 0.15
-    pool_static_fraction: float = 0.15
+    pool_misaligned_fraction: float = 0.15
+    pool_distractor_fraction: float = 0.1
+    pool_static_fraction: float = 0.1
+    # Visual defects the automatic curation filters target (asva/data/curation.py).
+    pool_scene_cut_fraction: float = 0.1
+    pool_violent_motion_fraction: float = 0.1
+    pool_text_fraction: float = 0.1
 
 
 @dataclass
@@ -37,17 +41,58 @@ class DataConfig:
     root: Optional[str] = None
     # Pretraining pool folder (VGGSound-like); None for synthetic means the generated pool.
     pool_root: Optional[str] = None
+    # Layout of pool_root: "avsync" (classes.txt, train.txt, videos/) or "vggsound" (pool_csv + clips).
+    pool_format: str = "avsync"
+    # VGGSound's CSV (youtube id, start second, label, split); relative paths are under pool_root.
+    pool_csv: Optional[str] = None
     fps: int = 6
     clip_seconds: float = 2.0
     frame_size: int = 32
     sample_rate: int = 16000
+    # Where a training clip starts in a longer video: "uniform" (drawn per video from the seed) or "start".
+    train_clip_start: str = "uniform"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class CurationConfig:
+    """The automatic curation filters of stage 1 (asva/data/curation.py), in the order they run."""
+
+    # 1. Container metadata, read before decoding.
+    metadata: bool = True
+    min_seconds: float = 2.0
+    min_fps: float = 5.0
+    min_side: int = 32  # pixels, the shorter side
+    max_frame_interval_spread: float = 0.5  # above: variable frame rate
+    min_audio_rms: float = 1e-3  # below: silent audio track
+    # 2. Scene cuts (PySceneDetect ContentDetector); segments shorter than min_seconds are dropped.
+    scenes: bool = True
+    # ContentDetector score of a cut. The embedded clips' impact flashes score up to ~60 and their
+    # cuts 77 and up; PySceneDetect's default for camera footage is 27 (set it for real data).
+    scene_threshold: float = 70.0
+    # 3. Optical flow: Farneback (OpenCV) unless raft_weights names torchvision RAFT weights.
+    flow: bool = True
+    raft_weights: Optional[str] = None
+    raft_variant: str = "small"  # small | large: the architecture the weights belong to
+    flow_pairs: int = 16  # frame pairs measured per segment (spread over it)
+    # Median flow in frame widths per second above which motion is overwhelmingly sharp.
+    max_flow: float = 0.25
+    # Largest flow below which nothing moves at all (a still picture with sound); 0 disables.
+    min_flow: float = 0.02
+    # 4. On-screen text with Tesseract: largest share of the frame its words may cover.
+    text: bool = True
+    max_text_area: float = 0.03
+    text_frames: int = 2
+    text_min_confidence: float = 60.0
+    analysis_side: int = 256  # frames are decoded at most this large for the filters
+    workers: int = 2  # parallel processes over videos
 
 
 @dataclass
 class AudioEncoderConfig:
     # tiny_semantic: classification-trained stand-in for ImageBind audio (encoder "a");
     # tiny_masked: masked-spectrogram stand-in for BEATs (encoder "b").
+    # imagebind / beats: the real encoders (asva/models/imagebind.py, beats.py), loaded from `checkpoint`.
     kind: str = "tiny_semantic"
     num_layers: int = 12
     dim: int = 64
@@ -69,7 +114,9 @@ class AudioConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "tiny"  # the embedded video diffusion UNet (asva/models/tiny_unet.py)
+    name: str = "tiny"  # tiny: the embedded UNet (asva/models/tiny_unet.py); dynamicrafter: the paper's
+    # DynamiCrafter configuration: "256" (eps) or "512" (v, zero-terminal SNR); dynamicrafter only.
+    variant: str = "256"
     channels: int = 32
     channel_mult: list[int] = field(default_factory=lambda: [1, 2])
     heads: int = 4
@@ -86,6 +133,11 @@ class ModelConfig:
 class DiffusionConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
+    # Used by beta_schedule linear / scaled_linear (DynamiCrafter: 0.00085 .. 0.012).
+    beta_start: float = 0.0001
+    beta_end: float = 0.02
+    # Zero terminal SNR rescaling of the betas (DynamiCrafter 512/1024, with v-prediction).
+    rescale_betas_zero_snr: bool = False
     # v-prediction weighs the high-noise steps, where the timing of motion is decided, far more
     # than epsilon-prediction does (the DynamiCrafter 512 model predicts v as well).
     prediction_type: str = "v_prediction"
@@ -106,6 +158,7 @@ class StageConfig:
     epochs: Optional[int] = None
     steps: Optional[int] = 300
     checkpoint_every: int = 100
+    lr_warmup_steps: int = 0  # linear warm-up of the learning rate from 0 over this many steps
 
 
 @dataclass
@@ -116,6 +169,40 @@ class TrainConfig:
 
 
 @dataclass
+class SyncClassifierConfig:
+    """The synchronization classifier behind RelSync/AlignSync (asva/evaluation/sync_classifier.py)."""
+
+    # A classifier saved by sweeps/train_sync_classifier.py; None: train the stand-in once and cache it.
+    checkpoint: Optional[str] = None
+    video_widths: list[int] = field(default_factory=lambda: [16, 32, 48])
+    audio_widths: list[int] = field(default_factory=lambda: [16, 32, 48])
+    head_dim: int = 64
+    # Training pairs: a window of audio against video windows shifted by whole frame periods (6 FPS)
+    # up to max_shift_seconds either way; tau of Eq. 1.
+    window_seconds: float = 1.0
+    max_shift_seconds: float = 0.34
+    temperature: float = 0.5
+    steps: int = 150
+    lr: float = 2e-3
+    batch_size: int = 16
+
+
+@dataclass
+class EvalNetworksConfig:
+    """Networks of FVD/IA/IT/RelSync/AlignSync: the papers' from paths, else stand-ins trained once."""
+
+    i3d_checkpoint: Optional[str] = None  # StyleGAN-V's i3d_torchscript.pt
+    imagebind_checkpoint: Optional[str] = None  # imagebind_huge.pth (audio and vision trunks)
+    sync_classifier: SyncClassifierConfig = field(default_factory=SyncClassifierConfig)
+    # Stand-ins: the I3D-shaped video classifier (fvd_embedded) and the tiny CLIP-like embedders.
+    video_net_widths: list[int] = field(default_factory=lambda: [16, 32, 32])
+    video_net_steps: int = 100
+    embedder_steps: int = 150
+    lr: float = 2e-3
+    batch_size: int = 16
+
+
+@dataclass
 class EvalConfig:
     max_test_clips: Optional[int] = None  # None: the whole test split
     batch_size: int = 20
@@ -123,6 +210,9 @@ class EvalConfig:
     # 0: an onset counts only on the exact frame of its sound (+-1 frame lets wrongly timed motion
     # score about half of the ground truth, see asva/evaluation/event_sync.py).
     sync_tolerance_frames: int = 0
+    # FVD, IA, IT, RelSync, AlignSync (`_embedded` names with stand-in networks) beside the above.
+    paper_metrics: bool = True
+    networks: EvalNetworksConfig = field(default_factory=EvalNetworksConfig)
 
 
 @dataclass
@@ -142,6 +232,7 @@ class ExperimentConfig:
     pretrain: bool = False  # stage 1 on the noisy pool before finetuning
     finetune: bool = True
     curation: str = "auto"  # auto | none: automatic curation of the pretraining pool
+    curation_filters: CurationConfig = field(default_factory=CurationConfig)
     window_radius: float = 1.5  # in units of 1/FPS
     audio_layers: str = "a:11"  # e.g. a:3-7-11+b:3-7-11
     data: DataConfig = field(default_factory=DataConfig)
@@ -150,4 +241,20 @@ class ExperimentConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class CurateConfig:
+    """`sweeps/curate.py`: curate a folder of videos into a manifest of kept segments."""
+
+    study: str = "curation"
+    # Folder of videos (AVSync15 layout, or any tree of video files); None: the embedded pool.
+    input: Optional[str] = None
+    output: str = "curated"
+    # Benchmark folders whose test split no kept video may share (by id and by first frames).
+    # None: the embedded benchmark when input is None, else no check.
+    benchmarks: Optional[list[str]] = None
+    filters: CurationConfig = field(default_factory=CurationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)

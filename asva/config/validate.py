@@ -8,8 +8,9 @@ from asva.config.schema import ExperimentConfig, StageConfig
 from asva.errors import ConfigError
 
 KNOWN_DATASETS = ("synthetic", "avsync15", "avsync48")
-KNOWN_MODELS = ("tiny",)
-KNOWN_ENCODER_KINDS = ("tiny_semantic", "tiny_masked")
+KNOWN_MODELS = ("tiny", "dynamicrafter")
+KNOWN_VARIANTS = ("256", "512")
+KNOWN_ENCODER_KINDS = ("tiny_semantic", "tiny_masked", "imagebind", "beats")
 KNOWN_CURATION = ("auto", "none")
 ENCODER_NAMES = ("a", "b")
 
@@ -59,6 +60,8 @@ def _check_stage(name: str, stage: StageConfig) -> None:
         raise ConfigError(f"{name}.batch_size: must be > 0, got {stage.batch_size}")
     if stage.checkpoint_every <= 0:
         raise ConfigError(f"{name}.checkpoint_every: must be > 0, got {stage.checkpoint_every}")
+    if stage.lr_warmup_steps < 0:
+        raise ConfigError(f"{name}.lr_warmup_steps: must be >= 0, got {stage.lr_warmup_steps}")
 
 
 def _positive(key: str, value: float) -> None:
@@ -101,9 +104,16 @@ def validate(cfg: ExperimentConfig) -> None:
     synthetic = cfg.data.synthetic
     for key in ("train_per_class", "test_per_class", "pool_per_class"):
         _positive(f"data.synthetic.{key}", getattr(synthetic, key))
-    for key in ("pool_misaligned_fraction", "pool_distractor_fraction", "pool_static_fraction"):
+    fractions = [key for key in vars(synthetic) if key.startswith("pool_") and key.endswith("_fraction")]
+    for key in fractions:
         if not 0 <= getattr(synthetic, key) <= 1:
             raise ConfigError(f"data.synthetic.{key}: must be within [0, 1], got {getattr(synthetic, key)}")
+    if sum(getattr(synthetic, key) for key in fractions) > 1:
+        raise ConfigError(f"data.synthetic: the pool defect fractions ({', '.join(fractions)}) add up to more than 1")
+    if cfg.data.pool_format not in ("avsync", "vggsound"):
+        raise ConfigError(f"data.pool_format: must be avsync or vggsound, got {cfg.data.pool_format!r}")
+    if cfg.data.train_clip_start not in ("uniform", "start"):
+        raise ConfigError(f"data.train_clip_start: must be uniform or start, got {cfg.data.train_clip_start!r}")
 
     for name in ENCODER_NAMES:
         encoder = getattr(cfg.audio, f"encoder_{name}")
@@ -116,6 +126,8 @@ def validate(cfg: ExperimentConfig) -> None:
 
     if cfg.model.name not in KNOWN_MODELS:
         raise ConfigError(f"model.name: must be one of {KNOWN_MODELS}, got {cfg.model.name!r}")
+    if cfg.model.variant not in KNOWN_VARIANTS:
+        raise ConfigError(f"model.variant: must be one of {KNOWN_VARIANTS}, got {cfg.model.variant!r}")
     if cfg.model.context_dim % cfg.model.heads:
         raise ConfigError(
             f"model.heads: {cfg.model.heads} does not divide model.context_dim={cfg.model.context_dim}"
@@ -142,3 +154,21 @@ def validate(cfg: ExperimentConfig) -> None:
     if cfg.eval.max_test_clips is not None:
         _positive("eval.max_test_clips", cfg.eval.max_test_clips)
     _positive("eval.batch_size", cfg.eval.batch_size)
+    networks = cfg.eval.networks
+    for key in ("video_net_steps", "embedder_steps", "lr", "batch_size"):
+        _positive(f"eval.networks.{key}", getattr(networks, key))
+    sync = networks.sync_classifier
+    for key in ("steps", "lr", "batch_size", "temperature", "window_seconds", "max_shift_seconds", "head_dim"):
+        _positive(f"eval.networks.sync_classifier.{key}", getattr(sync, key))
+    # Windows are cut at the 6-FPS evaluation rate: a window shifted both ways must fit in a clip.
+    window, shift = max(1, round(sync.window_seconds * 6)), max(1, round(sync.max_shift_seconds * 6))
+    if window + 2 * shift > round(cfg.data.clip_seconds * 6):
+        raise ConfigError(
+            f"eval.networks.sync_classifier.window_seconds: a {sync.window_seconds:g} s window shifted by up to "
+            f"{sync.max_shift_seconds:g} s each way does not fit in a {cfg.data.clip_seconds:g} s clip"
+        )
+    for key in ("video_widths", "audio_widths"):
+        if not getattr(sync, key) or min(getattr(sync, key)) <= 0:
+            raise ConfigError(f"eval.networks.sync_classifier.{key}: needs at least one width, all > 0")
+    if not networks.video_net_widths or min(networks.video_net_widths) <= 0:
+        raise ConfigError("eval.networks.video_net_widths: needs at least one width, all > 0")

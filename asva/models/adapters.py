@@ -68,3 +68,14 @@ def attach_audio_adapters(unet: TinyVideoUNet, heads: int, context_dim: int) -> 
         transformer.audio_cross_attn = AudioCrossAttention(channels, heads, context_dim)
         modules.append(transformer.audio_cross_attn)
     return modules
+
+
+def attach_dynamicrafter_audio_adapters(unet, context_dim: int, head_channels: int = 64) -> nn.ModuleList:
+    """One audio cross-attention (query width = the level's channels, heads of `head_channels`)
+    before each of the DynamiCrafter UNet's temporal transformers; return them all."""
+    modules = nn.ModuleList()
+    for temporal in unet.temporal_transformers():
+        channels = temporal.norm.num_channels
+        temporal.audio_cross_attn = AudioCrossAttention(channels, max(1, channels // head_channels), context_dim)
+        modules.append(temporal.audio_cross_attn)
+    return modules

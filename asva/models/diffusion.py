@@ -12,6 +12,9 @@ def training_scheduler(cfg: DiffusionConfig) -> DDPMScheduler:
     return DDPMScheduler(
         num_train_timesteps=cfg.num_train_timesteps,
         beta_schedule=cfg.beta_schedule,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+        rescale_betas_zero_snr=cfg.rescale_betas_zero_snr,
         prediction_type=cfg.prediction_type,
     )
 
@@ -20,6 +23,11 @@ def sampling_scheduler(cfg: DiffusionConfig) -> DDIMScheduler:
     scheduler = DDIMScheduler(
         num_train_timesteps=cfg.num_train_timesteps,
         beta_schedule=cfg.beta_schedule,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+        rescale_betas_zero_snr=cfg.rescale_betas_zero_snr,
+        # With zero terminal SNR the last step must reach alpha = 1 and start from the last timestep.
+        timestep_spacing="trailing" if cfg.rescale_betas_zero_snr else "leading",
         prediction_type=cfg.prediction_type,
         clip_sample=False,
         set_alpha_to_one=False,
