@@ -5,7 +5,13 @@ run) that holds the contract's params, the whole flattened config and its hash, 
 curve, the metrics and a few generated videos with their sound.
 
 A killed job resumes when rerun: its finetuning checkpoint and MLflow run id live in
-`paths.runs_dir/<study>/<config hash>/`, so the rerun continues the same run from the last step.
+`paths.runs_dir/<study>/<config hash>/`, so the rerun (by hand, or SLURM requeueing a preempted
+job) continues the same run from the last checkpoint, logging each training step exactly once.
+A configuration that already has a finished run (same `config_hash` param) is not trained again:
+its job returns the recorded metrics. Delete that run in MLflow to train it anew.
+
+Under torchrun or a multi-task SLURM job every rank trains its share of each batch; rank 0 alone
+opens the MLflow run, writes checkpoints and evaluates.
 """
 
 from __future__ import annotations
@@ -18,23 +24,28 @@ from pathlib import Path
 
 import torch
 
+from asva import distributed
 from asva.config.schema import ExperimentConfig
 from asva.config.validate import parse_audio_layers, parse_k, validate
 from asva.data import sources
-from asva.data.dataset import ClipSet, kshot_indices, load_split
+from asva.data.dataset import ClipSet, kshot_indices, load_pool, load_split
+from asva.data.leakcheck import assert_no_test_leak
 from asva.data.media import write_video
 from asva.errors import ConfigError, DataError
 from asva.evaluation.evaluate import evaluate
 from asva.models.asva_model import ASVAModel
-from asva.tracking.runs import RunLogger, config_hash, flatten
-from asva.tracking.store import ROLE_JOB, ROLE_PRETRAIN
+from asva.tracking.runs import RunLogger, client, config_hash, experiment_id, flatten
+from asva.tracking.store import ROLE_JOB, ROLE_PRETRAIN, ROLE_TAG
 from asva.training.adapters import train_adapter_stage
+from asva.training.checkpoint import write_text_atomic
+from asva.training.loop import read_checkpoint_metadata
 from asva.training.components import audio_encoder, base_model
 from asva.training.pretrain import pretrained_adapters
 
 log = logging.getLogger(__name__)
 
 RUN_ID_FILE = "mlflow_run_id"
+FINETUNE_CHECKPOINT = "finetune.pt"
 
 
 def contract_params(cfg: ExperimentConfig) -> dict[str, str]:
@@ -85,20 +96,40 @@ def _log_samples(run: RunLogger, test: ClipSet, generated, cfg: ExperimentConfig
         run.log_files(paths, "samples")
 
 
-def _open_run(cfg: ExperimentConfig, params: dict[str, str], run_dir: Path, parent: str | None) -> RunLogger:
-    """The job's run: the unfinished run of an earlier attempt if there is one, else a new one."""
+def finished_run(study: str, digest: str):
+    """The newest finished job run of `study` with this config hash, or None."""
+    runs = client().search_runs(
+        [experiment_id(study)],
+        filter_string=f"params.config_hash = '{digest}' and tags.`{ROLE_TAG}` = '{ROLE_JOB}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.end_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def _earlier_run_id(run_dir: Path) -> str | None:
+    """The run id an earlier attempt recorded: the marker file, else its training checkpoint."""
     marker = run_dir / RUN_ID_FILE
     if marker.exists():
-        run = RunLogger(marker.read_text().strip())
-        if run.status() != "FINISHED":
+        return marker.read_text().strip() or None
+    return read_checkpoint_metadata(run_dir / FINETUNE_CHECKPOINT).get("mlflow_run_id")
+
+
+def _open_run(cfg: ExperimentConfig, params: dict[str, str], run_dir: Path, parent: str | None) -> RunLogger:
+    """The job's run: the unfinished run of an earlier attempt if there is one, else a new one."""
+    earlier = _earlier_run_id(run_dir)
+    if earlier is not None:
+        info = client().get_run(earlier).info
+        if info.lifecycle_stage == "active" and info.status != "FINISHED":
+            run = RunLogger(earlier)
             run.reopen()
             log.info("resuming MLflow run %s", run.run_id)
             return run
-        shutil.rmtree(run_dir)  # finished before: this is a deliberate rerun, start clean
+        shutil.rmtree(run_dir)  # its run was deleted or finished: train anew, from scratch
     run_dir.mkdir(parents=True, exist_ok=True)
     name = " ".join(f"{k}={params[k]}" for k in ("window_radius", "audio_layers", "k", "pretrain", "seed"))
     run = RunLogger.create(cfg.study, ROLE_JOB, name, parent_run_id=parent)
-    marker.write_text(run.run_id)
+    write_text_atomic(run_dir / RUN_ID_FILE, run.run_id)
     return run
 
 
@@ -121,12 +152,23 @@ def run_job(cfg: ExperimentConfig, parent_run_id: str | None = None) -> dict[str
     resolved = asdict(cfg)
     params = contract_params(cfg)
     digest = config_hash(resolved)
+    world = distributed.init()
+    done = finished_run(cfg.study, digest)
+    if done is not None:
+        log.info("config %s already finished in MLflow run %s: not trained again", digest, done.info.run_id)
+        return {key: value for key, value in done.data.metrics.items() if key != "train_loss"}
     run_dir = Path(cfg.paths.runs_dir) / cfg.study / digest
+    if not world.is_main:
+        _train_and_evaluate(cfg, root, k, None, run_dir)
+        return None
     run = _open_run(cfg, params, run_dir, parent_run_id)
     try:
         run.log_params({**params, "config_hash": digest, **{f"cfg.{k}": v for k, v in flatten(resolved).items()}})
         run.log_text(flatten_yaml(resolved), "config.yaml")
         metrics = _train_and_evaluate(cfg, root, k, run, run_dir)
+    except (KeyboardInterrupt, SystemExit):  # killed or preempted: the next attempt resumes this run
+        run.finish("KILLED")
+        raise
     except BaseException:
         run.finish("FAILED")
         raise
@@ -138,17 +180,24 @@ def flatten_yaml(resolved: dict) -> str:
     return "\n".join(f"{key}: {value}" for key, value in flatten(resolved).items()) + "\n"
 
 
-def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: RunLogger, run_dir: Path) -> dict[str, float]:
+def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: RunLogger | None, run_dir: Path) -> dict[str, float] | None:
+    """Build, train and evaluate. `run` is None on the ranks other than 0: they train their share only."""
+    main = run is not None
     cache_dir = Path(cfg.paths.cache_dir)
+    if not main:
+        distributed.barrier()  # rank 0 generates the data and trains the cached parts first
     sources.ensure_generated(cfg.data, root)
     train = load_split(root, "train", cfg.data, cache_dir)
     test = load_split(root, "test", cfg.data, cache_dir)
     pool_path = sources.pool_root(cfg.data, root)
-    pool = load_split(pool_path, "train", cfg.data, cache_dir) if pool_path else None
+    pool = load_pool(cfg.data, pool_path, cache_dir) if pool_path else None
+    if pool is not None:
+        assert_no_test_leak(pool, test)  # the test split never reaches pretraining
     skipped = train.skipped + test.skipped + (pool.skipped if pool else [])
-    run.log_metrics({"data_skipped_files": len(skipped)})
-    if skipped:
-        run.log_text("\n".join(skipped) + "\n", "skipped_files.txt")
+    if main:
+        run.log_metrics({"data_skipped_files": len(skipped)})
+        if skipped:
+            run.log_text("\n".join(skipped) + "\n", "skipped_files.txt")
 
     taps = _taps(cfg)
     needs_pool = cfg.pretrain or not cfg.model.base_checkpoint or any(
@@ -163,16 +212,27 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
     base = base_model(cfg, pool, cache_dir)
     model = ASVAModel(base, encoders, taps, cfg.window_radius, cfg.data.fps, cfg.model, train.fbank.shape[1])
     model.reset_adapters(cfg.seed)
-    run.log_params({"trainable_parameters": str(sum(p.numel() for p in model.adapter_parameters()))})
+    if main:
+        run.log_params({"trainable_parameters": str(sum(p.numel() for p in model.adapter_parameters()))})
 
     if cfg.pretrain:
-        key, weights = pretrained_adapters(cfg, model, pool, cache_dir, _pretrain_logger(cfg, run))
+        key, weights = pretrained_adapters(cfg, model, pool, cache_dir, _pretrain_logger(cfg, run) if main else None)
         model.load_adapter_state_dict(weights)
-        run.set_tags({"asva.pretrain_key": key})
+        if main:
+            run.set_tags({"asva.pretrain_key": key})
+    if main:
+        distributed.barrier()
 
     if cfg.finetune and k != 0:
         subset = train.subset(kshot_indices(train, k, cfg.seed))
-        run.log_text("\n".join(subset.video_ids) + "\n", "finetune_video_ids.txt")
+        if main:
+            run.log_text("\n".join(subset.video_ids) + "\n", "finetune_video_ids.txt")
+        logged = {m.step for m in client().get_metric_history(run.run_id, "train_loss")} if main else set()
+
+        def on_step(step: int, loss: float) -> None:
+            if step not in logged:  # a resumed run logs each step once
+                run.log_curve_point("train_loss", loss, step)
+
         losses = train_adapter_stage(
             model,
             subset,
@@ -181,11 +241,18 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
             cfg.diffusion,
             cfg.seed,
             desc=f"stage 2: finetuning adapters on {len(subset)} clips",
-            checkpoint_path=run_dir / "finetune.pt",
-            on_step=lambda step, loss: run.log_curve_point("train_loss", loss, step),
+            checkpoint_path=run_dir / FINETUNE_CHECKPOINT,
+            on_step=on_step if main else None,
+            on_checkpoint=(lambda step: run.flush()) if main else None,
+            metadata={"mlflow_run_id": run.run_id} if main else None,
+            data_parallel=distributed.current().size > 1,
         )
+        if not main:
+            return None
         run.flush()
         run.log_metrics({"final_train_loss": sum(losses[-10:]) / len(losses[-10:])})
+    elif not main:
+        return None
 
     evaluation = evaluate(model, test, cfg, cfg.seed)
     run.log_metrics(evaluation.metrics)

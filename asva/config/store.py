@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from asva.config.schema import DataConfig, ExperimentConfig, TrainConfig
+from asva.config.schema import CurateConfig, DataConfig, ExperimentConfig, TrainConfig
 
 
 def register() -> None:
     store = ConfigStore.instance()
     store.store(name="experiment_schema", node=ExperimentConfig)
+    store.store(name="curate_schema", node=CurateConfig)
     store.store(group="data", name="schema", node=DataConfig)
     store.store(group="train", name="schema", node=TrainConfig)

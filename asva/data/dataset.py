@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,8 @@ class ClipSet:
     event_times: list[list[float]]
     classes: list[str]
     skipped: list[str] = field(default_factory=list)  # "path: reason" for each undecodable file
+    starts: list[float] = field(default_factory=list)  # where each clip starts in its video (s)
+    paths: list[str] = field(default_factory=list)  # each clip's video file
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -62,6 +65,8 @@ class ClipSet:
             event_times=[self.event_times[i] for i in indices],
             classes=self.classes,
             skipped=self.skipped,
+            starts=[self.starts[i] for i in indices] if self.starts else [],
+            paths=[self.paths[i] for i in indices] if self.paths else [],
         )
 
 
@@ -82,55 +87,157 @@ def _read_event_times(root: Path) -> dict[str, list[float]]:
         }
 
 
-def _cache_key(root: Path, split: str, data: DataConfig, entries: list[str]) -> str:
+@dataclass(frozen=True)
+class VideoEntry:
+    """One video to decode: its id, class, file and where its clip starts (None: drawn uniformly)."""
+
+    video_id: str
+    label: str
+    path: Path
+    start: float | None
+
+
+# The uniform clip start of a training video is drawn once per video from this seed and the video
+# id, so every job (and the decoding cache) sees the same clip of that video.
+CLIP_START_SEED = 0
+
+
+def _cache_key(name: str, entries: list[VideoEntry], data: DataConfig, stamp_file: Path) -> str:
     stamp = json.dumps(
         {
-            "root": str(root.resolve()),
-            "split": split,
+            "name": name,
             "fps": data.fps,
             "seconds": data.clip_seconds,
             "size": data.frame_size,
             "rate": data.sample_rate,
-            "entries": entries,
-            "mtime": (root / f"{split}.txt").stat().st_mtime_ns,
-            "version": 2,
+            "entries": [[e.video_id, e.label, str(e.path.resolve()), e.start] for e in entries],
+            "mtime": stamp_file.stat().st_mtime_ns,
+            "version": 3,
         },
         sort_keys=True,
     )
     return hashlib.sha256(stamp.encode()).hexdigest()[:16]
 
 
+def _training_start(split: str, data: DataConfig) -> float | None:
+    return None if split == "train" and data.train_clip_start == "uniform" else 0.0
+
+
 def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | Path) -> ClipSet:
-    """Decode (or load from the cache) every clip of `split` under `root`."""
+    """Decode (or load from the cache) every clip of `split` under `root` (AVSync15 layout)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data.root: {root} does not exist or is not a folder")
     classes = _read_lines(root / "classes.txt")
-    entries = _read_lines(root / f"{split}.txt")
-    cache = Path(cache_dir) / "decoded" / f"{root.name}-{split}-{_cache_key(root, split, data, entries)}.pt"
+    split_file = root / f"{split}.txt"
+    entries = []
+    for line in _read_lines(split_file):
+        label = line.split("/")[0]
+        if label not in classes:
+            raise DataError(f"{split_file}: class {label!r} of {line} is not in classes.txt")
+        entries.append(VideoEntry(Path(line).stem, label, root / "videos" / line, _training_start(split, data)))
+    return decode_entries(f"{root.name}-{split}", entries, classes, data, cache_dir, split_file, _read_event_times(root))
+
+
+def read_vggsound_csv(path: Path) -> list[tuple[str, float, str, str]]:
+    """Rows (youtube id, start second, label, split) of VGGSound's CSV (with or without a header)."""
+    if not path.is_file():
+        raise DataError(f"data.pool_csv: {path} does not exist")
+    rows = []
+    with open(path, newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < 4:
+                raise DataError(f"{path}:{number}: expected youtube id, start second, label, split; got {row}")
+            try:
+                start = float(row[1])
+            except ValueError:
+                if number == 1:
+                    continue  # a header line
+                raise DataError(f"{path}:{number}: start second {row[1]!r} is not a number") from None
+            rows.append((row[0].strip(), start, row[2].strip(), row[3].strip()))
+    return rows
+
+
+def vggsound_clip(root: Path, youtube_id: str, start: float) -> tuple[Path, float] | None:
+    """(file, offset of the wanted window in it) for a VGGSound row, or None if not downloaded.
+
+    Clips cut to the labelled 10 s are named `<id>_<start:06d>.mp4` (start 0 within the file); a
+    whole YouTube video named `<id>.mp4` is read from the labelled start second.
+    """
+    for folder in (root, root / "video", root / "videos", root / "clips"):
+        for name in (f"{youtube_id}_{int(start):06d}", f"{youtube_id}_{int(start)}"):
+            for suffix in VIDEO_SUFFIXES:
+                if (folder / f"{name}{suffix}").is_file():
+                    return folder / f"{name}{suffix}", 0.0
+        for suffix in VIDEO_SUFFIXES:
+            if (folder / f"{youtube_id}{suffix}").is_file():
+                return folder / f"{youtube_id}{suffix}", start
+    return None
+
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+
+
+def load_vggsound(root: str | Path, csv_path: str | Path, split: str, data: DataConfig, cache_dir: str | Path) -> ClipSet:
+    """Decode the rows of `split` in VGGSound's CSV whose clips are under `root`.
+
+    A row whose clip was never downloaded is skipped and named in `skipped`, as broken files are.
+    """
+    root = Path(root)
+    csv_path = Path(csv_path) if Path(csv_path).is_absolute() else root / csv_path
+    rows = [row for row in read_vggsound_csv(csv_path) if row[3] == split]
+    if not rows:
+        raise DataError(f"{csv_path}: no row of split {split!r}")
+    classes = sorted({label for _, _, label, _ in rows})
+    entries, missing = [], []
+    for youtube_id, start, label, _ in rows:
+        found = vggsound_clip(root, youtube_id, start)
+        video_id = f"{youtube_id}_{int(start):06d}"
+        if found is None:
+            missing.append(f"{root / video_id}.mp4: not downloaded")
+            continue
+        path, offset = found
+        # A whole video is cut at its labelled start; a 10-s clip gives a uniform 2-s window.
+        entries.append(VideoEntry(video_id, label, path, offset if offset else _training_start(split, data)))
+    return decode_entries(f"vggsound-{split}", entries, classes, data, cache_dir, csv_path, {}, missing)
+
+
+def decode_entries(
+    name: str,
+    entries: list[VideoEntry],
+    classes: list[str],
+    data: DataConfig,
+    cache_dir: str | Path,
+    stamp_file: Path,
+    events: dict[str, list[float]],
+    skipped: list[str] | None = None,
+) -> ClipSet:
+    """Decode the clips of `entries` into one ClipSet, cached by their list and the decoding settings."""
+    skipped = list(skipped or [])
+    cache = Path(cache_dir) / "decoded" / f"{name}-{_cache_key(name, entries, data, stamp_file)}.pt"
     if cache.is_file():
         return ClipSet(**torch.load(cache, weights_only=False))
 
-    events = _read_event_times(root)
-    ids, labels, frames, audio, event_times, skipped = [], [], [], [], [], []
-    for entry in progress(entries, desc=f"decoding {root.name}/{split}", unit="video"):
-        label = entry.split("/")[0]
-        video_id = Path(entry).stem
-        if label not in classes:
-            raise DataError(f"{root / f'{split}.txt'}: class {label!r} of {entry} is not in classes.txt")
+    ids, labels, frames, audio, event_times, starts, paths = [], [], [], [], [], [], []
+    for entry in progress(entries, desc=f"decoding {name}", unit="video"):
+        rng = np.random.default_rng([CLIP_START_SEED, zlib.crc32(entry.video_id.encode())])
         try:
-            clip = read_clip(root / "videos" / entry, data.fps, data.clip_seconds, data.frame_size, data.sample_rate)
+            clip = read_clip(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start, rng)
         except DataError as error:
             skipped.append(str(error))
             log.warning("skipping %s", error)
             continue
-        ids.append(video_id)
-        labels.append(label)
+        ids.append(entry.video_id)
+        labels.append(entry.label)
         frames.append(torch.from_numpy(clip.frames))
         audio.append(torch.from_numpy(clip.audio))
-        event_times.append(events.get(video_id, []))
+        event_times.append([round(t - clip.start, 4) for t in events.get(entry.video_id, [])])
+        starts.append(clip.start)
+        paths.append(str(entry.path))
     if not ids:
-        raise DataError(f"{root}: no decodable video in {split}.txt ({len(skipped)} skipped)")
+        raise DataError(f"{name}: no decodable video ({len(skipped)} skipped)")
     audio_tensor = torch.stack(audio)
     clips = ClipSet(
         video_ids=ids,
@@ -141,12 +248,39 @@ def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | 
         event_times=event_times,
         classes=classes,
         skipped=skipped,
+        starts=starts,
+        paths=paths,
     )
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
     torch.save(clips.__dict__, tmp)
     tmp.replace(cache)
     return clips
+
+
+def concatenate(first: ClipSet, second: ClipSet) -> ClipSet:
+    """The clips of both sets, in order (same decoding settings and class list)."""
+    return ClipSet(
+        video_ids=first.video_ids + second.video_ids,
+        labels=first.labels + second.labels,
+        frames=torch.cat([first.frames, second.frames]),
+        audio=torch.cat([first.audio, second.audio]),
+        fbank=torch.cat([first.fbank, second.fbank]),
+        event_times=first.event_times + second.event_times,
+        classes=first.classes,
+        skipped=first.skipped + second.skipped,
+        starts=first.starts + second.starts,
+        paths=first.paths + second.paths,
+    )
+
+
+def load_pool(data: DataConfig, root: Path, cache_dir: str | Path) -> ClipSet:
+    """The pretraining pool: its training split, in the layout `data.pool_format` names."""
+    if data.pool_format == "vggsound":
+        if data.pool_csv is None:
+            raise DataError("data.pool_csv: a VGGSound pool needs the path of its CSV")
+        return load_vggsound(root, data.pool_csv, "train", data, cache_dir)
+    return load_split(root, "train", data, cache_dir)
 
 
 def kshot_indices(clips: ClipSet, k: int | None, seed: int) -> list[int]:

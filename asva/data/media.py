@@ -24,6 +24,7 @@ class Clip:
     audio: np.ndarray
     fps: float
     sample_rate: int
+    start: float = 0.0  # where in the video the clip starts (s)
 
 
 def write_video(
@@ -33,8 +34,13 @@ def write_video(
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
 ) -> None:
-    """Write H.264 video (+ AAC mono audio) so that browsers and the MLflow UI can play it."""
+    """Write H.264 video (+ AAC audio) so that browsers and the MLflow UI can play it.
+
+    `audio` is [samples] (mono) or [channels, samples] (1 or 2 channels).
+    """
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
+    if audio is not None:
+        audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.partial.mp4")
@@ -46,15 +52,15 @@ def write_video(
         audio_stream = None
         if audio is not None:
             audio_stream = container.add_stream("aac", rate=sample_rate)
-            audio_stream.layout = "mono"
+            audio_stream.layout = _layout(audio)
         for image in frames:
             for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
         for packet in video.encode():
             container.mux(packet)
         if audio_stream is not None:
-            samples = np.clip(audio, -1.0, 1.0).astype(np.float32)[None, :]
-            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            samples = np.ascontiguousarray(np.clip(audio, -1.0, 1.0))
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=_layout(audio))
             frame.sample_rate = sample_rate
             # A pts lets the encoder mark its priming samples (an edit list), so the sound is not
             # shifted late by the AAC encoder delay when read back.
@@ -65,6 +71,53 @@ def write_video(
             for packet in audio_stream.encode():
                 container.mux(packet)
     tmp.replace(path)  # a killed writer never leaves a truncated file under the final name
+
+
+def _layout(audio: np.ndarray) -> str:
+    if audio.shape[0] not in (1, 2):
+        raise ValueError(f"audio must be [samples] or [1 or 2 channels, samples], got shape {audio.shape}")
+    return "mono" if audio.shape[0] == 1 else "stereo"
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM wav; `audio` is [samples] or [channels, samples] in [-1, 1]."""
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).round().astype(np.int16)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.partial.wav")
+    with av.open(str(tmp), mode="w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=sample_rate)
+        stream.layout = _layout(audio)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm.T.reshape(1, -1)), format="s16", layout=_layout(audio))
+        frame.sample_rate = sample_rate
+        frame.pts = 0
+        frame.time_base = Fraction(1, sample_rate)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(path)
+
+
+def audio_beside(path: Path) -> Path | None:
+    """The separate sound track of a video (`clip.wav` beside `clip.mp4`), if there is one."""
+    wav = path.with_suffix(".wav")
+    return wav if wav.is_file() else None
+
+
+def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """The whole sound of a media file (a video's first audio track, or a wav), mono at `sample_rate`."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise DataError("no audio stream")
+            return _decode_audio(container, sample_rate)
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
+        raise DataError(f"{path}: unreadable audio ({error})") from None
 
 
 def _decode_audio(container: av.container.InputContainer, sample_rate: int) -> np.ndarray:
@@ -108,9 +161,13 @@ def read_clip(
     seconds: float,
     frame_size: int,
     sample_rate: int = 16000,
-    start: float = 0.0,
+    start: float | None = 0.0,
+    rng: np.random.Generator | None = None,
 ) -> Clip:
     """Decode `seconds` of video from `start`, frames resampled to `fps` by their timestamps.
+
+    `start=None` draws the start uniformly (with `rng`) over the whole video, the way training
+    samples a 2-second clip from a longer video.
 
     Raises DataError (naming the file) for anything unreadable or too short.
     """
@@ -119,8 +176,9 @@ def read_clip(
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise DataError("no video stream")
-            if not container.streams.audio:
-                raise DataError("no audio stream")
+            separate_audio = audio_beside(path)
+            if not container.streams.audio and separate_audio is None:
+                raise DataError("no audio stream (and no .wav beside the video)")
             stream = container.streams.video[0]
             times, images = [], []
             for frame in container.decode(stream):
@@ -128,8 +186,11 @@ def read_clip(
                     continue
                 times.append(float(frame.pts * stream.time_base))
                 images.append(frame.to_ndarray(format="rgb24"))
-            container.seek(0)
-            audio = _decode_audio(container, sample_rate)
+            if separate_audio is None:
+                container.seek(0)
+                audio = _decode_audio(container, sample_rate)
+        if separate_audio is not None:
+            audio = read_audio(separate_audio, sample_rate)
     except DataError as error:
         raise DataError(f"{path}: {error}") from None
     except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
@@ -140,6 +201,10 @@ def read_clip(
         raise DataError(f"{path}: no decodable frames")
     order = np.argsort(times)
     times_sorted = np.asarray(times)[order]
+    if start is None:
+        frame_step = float(np.median(np.diff(times_sorted))) if len(times_sorted) > 1 else 1.0 / fps
+        longest_start = max(0.0, min(times_sorted[-1] + frame_step, len(audio) / sample_rate) - seconds)
+        start = float((rng or np.random.default_rng()).uniform(0.0, longest_start)) if longest_start > 1e-3 else 0.0
     wanted = start + np.arange(num_frames) / fps
     # Each target time takes the last frame shown at or before it, the way a player displays it
     # (a millisecond of slack absorbs rounding in container timestamps).
@@ -155,4 +220,85 @@ def read_clip(
         if len(audio) < 0.9 * wanted_samples:
             raise DataError(f"{path}: audio shorter than the {seconds:g} s clip requested")
         audio = np.pad(audio, (0, wanted_samples - len(audio)))
-    return Clip(frames=_resize(frames, frame_size), audio=audio.astype(np.float32), fps=fps, sample_rate=sample_rate)
+    return Clip(
+        frames=_resize(frames, frame_size), audio=audio.astype(np.float32), fps=fps, sample_rate=sample_rate, start=start
+    )
+
+
+@dataclass
+class MediaInfo:
+    """What a container says about itself, read from packet headers without decoding a frame."""
+
+    duration: float  # seconds from the first to past the last video frame
+    fps: float  # median frame rate from the packet timestamps
+    width: int
+    height: int
+    num_frames: int
+    has_audio: bool  # an audio track in the container, or a .wav beside it
+    frame_interval_spread: float  # (longest - shortest) / median frame interval: 0 for constant rate
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Container metadata of a video; DataError (naming the file) when it is not a readable video."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError("no video stream")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            has_audio = bool(container.streams.audio) or audio_beside(path) is not None
+            times = sorted(
+                float(packet.pts * stream.time_base)
+                for packet in container.demux(stream)
+                if packet.pts is not None and packet.size > 0
+            )
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+    except (av.error.FFmpegError, OSError, ValueError, IndexError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable media container ({error})") from None
+    if not times:
+        raise DataError(f"{path}: the video stream holds no frames")
+    intervals = np.diff(times)
+    intervals = intervals[intervals > 0]
+    median = float(np.median(intervals)) if len(intervals) else 0.0
+    fps = 1.0 / median if median else 0.0
+    spread = float((intervals.max() - intervals.min()) / median) if len(intervals) > 1 else 0.0
+    return MediaInfo(
+        duration=times[-1] - times[0] + median,
+        fps=fps,
+        width=width,
+        height=height,
+        num_frames=len(times),
+        has_audio=has_audio,
+        frame_interval_spread=spread,
+    )
+
+
+def read_frames(path: str | Path, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of a video, (times [T] s, frames [T, H, W, 3] uint8) shrunk to at most `max_side`.
+
+    For analysis (curation), not training: no crop, no resampling. DataError on a broken stream.
+    """
+    path = Path(path)
+    times, images = [], []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            scale = min(1.0, max_side / max(stream.codec_context.width, stream.codec_context.height, 1))
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                if scale < 1.0:
+                    frame = frame.reformat(
+                        width=max(2, round(frame.width * scale)), height=max(2, round(frame.height * scale))
+                    )
+                times.append(float(frame.pts * stream.time_base))
+                images.append(frame.to_ndarray(format="rgb24"))
+    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
+        raise DataError(f"{path}: corrupt video stream ({error})") from None
+    if not images:
+        raise DataError(f"{path}: no decodable frames")
+    order = np.argsort(times)
+    return np.asarray(times)[order] - min(times), np.stack([images[i] for i in order])

@@ -68,7 +68,8 @@ class ClipSpec:
     label: str
     split: str  # train | test | pool
     event_times: list[float]
-    # clean | misaligned (audio events elsewhere) | distractor (an unseen extra sound) | static
+    # clean | misaligned (audio events elsewhere) | distractor (an unseen extra sound) | static, or a
+    # visual defect the curation filters target: scene_cut | violent_motion | text
     corruption: str = "clean"
     audio_event_times: list[float] | None = None  # where the sounds are, when not at event_times
 
@@ -152,15 +153,57 @@ def synthesize_audio(
 def _pool_spec(rng: np.random.Generator, cfg: SyntheticConfig, spec: ClipSpec, seconds: float) -> ClipSpec:
     """Corrupt a clean pool clip the way uncurated web video is corrupt."""
     draw = rng.uniform()
-    bounds = np.cumsum([cfg.pool_misaligned_fraction, cfg.pool_distractor_fraction, cfg.pool_static_fraction])
-    if draw < bounds[0]:
-        spec.corruption = "misaligned"
+    kinds = {
+        "misaligned": cfg.pool_misaligned_fraction,
+        "distractor": cfg.pool_distractor_fraction,
+        "static": cfg.pool_static_fraction,
+        "scene_cut": cfg.pool_scene_cut_fraction,
+        "violent_motion": cfg.pool_violent_motion_fraction,
+        "text": cfg.pool_text_fraction,
+    }
+    for kind, bound in zip(kinds, np.cumsum(list(kinds.values()))):
+        if draw < bound:
+            spec.corruption = kind
+            break
+    if spec.corruption == "misaligned":
         spec.audio_event_times = sample_event_times(rng, seconds)
-    elif draw < bounds[1]:
-        spec.corruption = "distractor"
-    elif draw < bounds[2]:
-        spec.corruption = "static"
     return spec
+
+
+def add_scene_cut(frames: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cut to another shot part-way through: the rest of the clip shows `other`, in negative."""
+    cut = int(rng.integers(len(frames) // 3, 2 * len(frames) // 3 + 1))
+    out = frames.copy()
+    out[cut:] = 255 - other[cut:]
+    return out
+
+
+def add_camera_shake(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A violently shaking camera: each frame jumps by up to a fifth of the frame."""
+    reach = max(2, frames.shape[1] // 5)
+    shifts = rng.integers(-reach, reach + 1, size=(len(frames), 2))
+    return np.stack([np.roll(frame, tuple(shift), axis=(0, 1)) for frame, shift in zip(frames, shifts)])
+
+
+CAPTION_LETTERS = "ABCDEFGHKLMNPRSTUVXYZ"
+
+
+def add_caption(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Burn a caption (two large letters, white on a dark box) into every frame, as subtitles are."""
+    import cv2  # only the pool's text defect draws with it
+
+    size = frames.shape[1]
+    text = "".join(rng.choice(list(CAPTION_LETTERS), size=2))
+    scale = size / 46
+    thickness = max(1, round(size / 16))
+    (width, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    left = int(rng.integers(0, max(1, size - width)))
+    top = int(rng.integers(height + 2, max(height + 3, size // 2)))
+    out = np.ascontiguousarray(frames.copy())
+    for frame in out:
+        cv2.rectangle(frame, (max(0, left - 1), top - height - 2), (min(size - 1, left + width + 1), top + 2), (0, 0, 0), -1)
+        cv2.putText(frame, text, (left, top), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return out
 
 
 def plan_clips(cfg: SyntheticConfig, seconds: float) -> list[ClipSpec]:
@@ -183,6 +226,14 @@ def _render_clip(spec: ClipSpec, data: DataConfig, seed: int, labels: list[str])
     sound_class = CLASSES[spec.label]
     visual_events = [] if spec.corruption == "static" else spec.event_times
     frames = render_frames(sound_class, visual_events, data.fps, data.clip_seconds, data.frame_size, rng)
+    if spec.corruption == "scene_cut":
+        other = CLASSES[labels[int(rng.integers(len(labels)))]]
+        shot = render_frames(other, sample_event_times(rng, data.clip_seconds), data.fps, data.clip_seconds, data.frame_size, rng)
+        frames = add_scene_cut(frames, shot, rng)
+    elif spec.corruption == "violent_motion":
+        frames = add_camera_shake(frames, rng)
+    elif spec.corruption == "text":
+        frames = add_caption(frames, rng)
     audio_events = spec.audio_event_times or spec.event_times
     audio = synthesize_audio(sound_class, audio_events, data.clip_seconds, data.sample_rate, rng)
     if spec.corruption == "distractor":
@@ -194,7 +245,7 @@ def _render_clip(spec: ClipSpec, data: DataConfig, seed: int, labels: list[str])
 def dataset_fingerprint(data: DataConfig) -> str:
     """Everything the generated files depend on, so a changed setting regenerates them."""
     return json.dumps(
-        {"synthetic": asdict(data.synthetic), "fps": data.fps, "seconds": data.clip_seconds, "size": data.frame_size, "rate": data.sample_rate, "version": 2},
+        {"synthetic": asdict(data.synthetic), "fps": data.fps, "seconds": data.clip_seconds, "size": data.frame_size, "rate": data.sample_rate, "version": 3},
         sort_keys=True,
     )
 

@@ -1,8 +1,14 @@
 """Stage 1, trained once per pretraining configuration and shared by every finetuning job.
 
 The cache key hashes everything the pretrained adapters depend on (model, audio taps, window,
-pretraining recipe, curation, the pool itself), never the finetuning settings or the job's seed,
-so a K-shot sweep trains stage 1 once and every job that needs it loads the same weights.
+pretraining recipe, the curation choice and its filter settings, the pool itself), never the
+finetuning settings or the job's seed, so a K-shot sweep trains stage 1 once and every job that
+needs it loads the same weights, and `curation=none` and `curation=auto` never share weights.
+
+With `curation=auto` the pool's video files go through the curation pipeline
+(asva/data/curation.py), itself cached and resumable under cache_dir/curation/<key>; a pool clip
+is kept when its 2-s window lies inside a kept segment, and a video whose kept segment lies
+elsewhere contributes a clip decoded from that segment.
 """
 
 from __future__ import annotations
@@ -14,15 +20,23 @@ from typing import Callable
 import torch
 
 from asva.config.schema import ExperimentConfig
-from asva.data.curation import curate
-from asva.data.dataset import ClipSet
+from asva.data import curation
+from asva.data.dataset import ClipSet, VideoEntry, concatenate, decode_entries
 from asva.models.asva_model import ASVAModel
 from asva.training.adapters import train_adapter_stage
 from asva.training.checkpoint import build_once
 from asva.config.hashing import stable_hash
+from asva.errors import DataError
 from asva.training.components import clipset_fingerprint
 
 PRETRAIN_SEED = 0
+
+
+def filter_settings(cfg: ExperimentConfig) -> dict | None:
+    """The curation settings that change which clips are kept (None without curation)."""
+    if cfg.curation != "auto":
+        return None
+    return {k: v for k, v in asdict(cfg.curation_filters).items() if k != "workers"}
 
 
 def pretrain_key(cfg: ExperimentConfig, pool: ClipSet) -> str:
@@ -30,13 +44,14 @@ def pretrain_key(cfg: ExperimentConfig, pool: ClipSet) -> str:
         cfg.audio_layers,
         cfg.window_radius,
         cfg.curation,
+        filter_settings(cfg),
         asdict(cfg.train.pretrain),
         asdict(cfg.model),
         asdict(cfg.audio),
         asdict(cfg.diffusion),
         cfg.data.fps,
         clipset_fingerprint(pool),
-        "v1",
+        "v2",
     )
 
 
@@ -52,8 +67,7 @@ def pretrained_adapters(
     folder = cache_dir / "pretrain" / key
 
     def build() -> dict:
-        curation = curate(pool, cfg.curation)
-        kept = pool.subset(curation.kept)
+        kept, rejected = curated_pool(cfg, pool, cache_dir)
         model.reset_adapters(PRETRAIN_SEED)
         losses = train_adapter_stage(
             model,
@@ -65,7 +79,40 @@ def pretrained_adapters(
             desc=f"stage 1: pretraining adapters on {len(kept)} pool clips (trained once)",
             checkpoint_path=folder / "progress.pt",
         )
-        on_trained(key, losses, curation.rejected, len(kept))
+        on_trained(key, losses, rejected, len(kept))
         return {"weights": model.adapter_state_dict(), "losses": losses}
 
     return key, build_once(folder / "adapters.pt", build)["weights"]
+
+
+def curated_pool(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> tuple[ClipSet, dict[str, str]]:
+    """(clips stage 1 trains on, {rejected video id: reasons}) for the job's curation choice."""
+    if cfg.curation == "none":
+        return pool, {}
+    if not pool.paths:
+        raise ValueError("the pool was decoded without its file paths; clear paths.cache_dir/decoded")
+    filters = cfg.curation_filters
+    folder = cache_dir / "curation" / stable_hash(filter_settings(cfg), pool.video_ids, pool.paths, clipset_fingerprint(pool))
+    videos = [curation.Video(vid, label, path) for vid, label, path in zip(pool.video_ids, pool.labels, pool.paths)]
+    verdicts = curation.run_filters(videos, filters, folder)
+    keep, extra, rejected = [], [], {}
+    seconds = cfg.data.clip_seconds
+    for index, video_id in enumerate(pool.video_ids):
+        verdict = verdicts[video_id]
+        start = pool.starts[index] if pool.starts else 0.0
+        if any(a - 1e-3 <= start and start + seconds <= b + 1e-3 for a, b in verdict.kept):
+            keep.append(index)
+        elif any(b - a >= seconds for a, b in verdict.kept):
+            segment = next((a, b) for a, b in verdict.kept if b - a >= seconds)
+            extra.append(VideoEntry(video_id, pool.labels[index], Path(pool.paths[index]), segment[0]))
+        else:
+            rejected[video_id] = "; ".join(f"{stage}: {reason}" for stage, _, _, reason in verdict.rejected) or "no segment long enough"
+    kept = pool.subset(keep)
+    if extra:
+        manifest = folder / curation.JOURNAL
+        segments = decode_entries(f"curated-{folder.name}", extra, pool.classes, cfg.data, cache_dir, manifest, {})
+        kept = concatenate(kept, segments)
+    if len(kept) == 0:
+        raise DataError(f"curation rejected every one of the {len(pool)} pool videos (see {folder / curation.REJECTIONS})")
+    curation.write_outputs(folder, verdicts, filters)
+    return kept, rejected
