@@ -17,14 +17,29 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from asva.config.hashing import stable_hash
-from asva.tracking.store import PARENT_TAG, ROLE_TAG, STUDY_TAG, artifact_root, tracking_uri
+from asva.tracking import metadata
+from asva.tracking.store import PARENT_TAG, ROLE_TAG, STUDY_TAG, artifact_root, prepare_store, retry_when_busy, tracking_uri
 
 MAX_PARAMS_PER_BATCH = 100
 METRIC_FLUSH_EVERY = 25
 
 
+class BusyRetryingClient:
+    """An MlflowClient whose every call is retried while the store is busy (see retry_when_busy)."""
+
+    def __init__(self, uri: str):
+        self._client = MlflowClient(tracking_uri=uri)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        return lambda *args, **kwargs: retry_when_busy(attribute, *args, **kwargs)
+
+
 def client() -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri())
+    """A client of the tracking store, its schema created first when it is a fresh SQLite file."""
+    return BusyRetryingClient(prepare_store(tracking_uri()))  # type: ignore[return-value]
 
 
 def experiment_id(name: str) -> str:
@@ -70,14 +85,22 @@ class RunLogger:
         all_tags = {STUDY_TAG: study, ROLE_TAG: role, **(tags or {})}
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
+        env = metadata.environment()
+        all_tags.update(metadata.run_tags(env))
         run = client().create_run(experiment_id(study), run_name=name, tags=all_tags)
-        return cls(run.info.run_id)
+        logger = cls(run.info.run_id)
+        logger.log_text(json.dumps(env, indent=2, sort_keys=True) + "\n", metadata.ENVIRONMENT_ARTIFACT)
+        return logger
 
     def status(self) -> str:
         return self._client.get_run(self.run_id).info.status
 
     def reopen(self) -> None:
+        """Mark the run running again, recording where this attempt runs (new SLURM job, node, code)."""
         self._client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        env = metadata.environment()
+        self.set_tags(metadata.run_tags(env))
+        self.log_text(json.dumps(env, indent=2, sort_keys=True) + "\n", metadata.ENVIRONMENT_ARTIFACT)
 
     def log_params(self, params: dict[str, str]) -> None:
         logged = self._client.get_run(self.run_id).data.params
