@@ -10,6 +10,7 @@ BEATs' own statistics, cut into 16 x 16 patches: 12 time x 8 frequency = 96 toke
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -155,7 +156,9 @@ class Encoder(nn.Module):
         dim = cfg.encoder_embed_dim
         conv = nn.Conv1d(dim, dim, cfg.conv_pos, padding=cfg.conv_pos // 2, groups=cfg.conv_pos_groups)
         # The official weight_norm(dim=2) keys (pos_conv.0.weight_g / weight_v).
-        conv = nn.utils.weight_norm(conv, name="weight", dim=2)
+        with warnings.catch_warnings():  # the parametrizations API would rename the keys
+            warnings.simplefilter("ignore", FutureWarning)
+            conv = nn.utils.weight_norm(conv, name="weight", dim=2)
         self.pos_conv = nn.Sequential(conv, SamePad(cfg.conv_pos), nn.GELU())
         first = EncoderLayer(cfg, None)
         shared = first.self_attn.relative_attention_bias if cfg.relative_position_embedding else None

@@ -1,0 +1,293 @@
+"""The paper model's parts: official key layouts load strictly, tiny forwards, adapters, window masks."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from asva.errors import DataError
+from asva.models import beats as beats_module
+from asva.models.adapters import AudioProjections, attach_dynamicrafter_audio_adapters
+from asva.models.checkpoints import load_parts, split_checkpoint
+from asva.models.dynamicrafter import DynamiCrafterUNet, Resampler, ResamplerSpec, UNetSpec
+from asva.models.imagebind import (
+    ImageBindAudio,
+    ImageBindVision,
+    TrunkSpec,
+    imagebind_audio_state,
+    imagebind_vision_state,
+    load_imagebind_audio,
+)
+from asva.models.paper_model import VARIANTS
+from asva.models.tiny_unet import AudioContext
+from asva.models.window_mask import frame_times, window_mask
+
+LAYOUTS = Path(__file__).parent / "checkpoint_layouts"
+sys.path.insert(0, str(LAYOUTS))
+import dynamicrafter_listing  # noqa: E402  (official layouts, written without asva)
+import encoder_listings  # noqa: E402
+
+TINY_UNET = dict(
+    dynamicrafter_listing.UNET_256,
+    model_channels=32, channel_mult=[1, 2], attention_resolutions=[2, 1], num_head_channels=16, context_dim=32,
+)
+TINY_UNET_SPEC = UNetSpec(
+    model_channels=32, channel_mult=(1, 2), attention_resolutions=(2, 1), num_head_channels=16, context_dim=32,
+    image_tokens_per_frame=2,
+)
+TINY_RESAMPLER = dict(dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=48, output_dim=32, ff_mult=2, video_length=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is many times faster than several fighting over 2 shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_state(listing: dict[str, list[int]], device: str = "cpu", seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    if device == "meta":
+        return {k: torch.empty(shape, device="meta") for k, shape in listing.items()}
+    return {k: torch.randn(shape, generator=generator) * 0.05 for k, shape in listing.items()}
+
+
+def committed_listing(variant: str) -> dict[str, list[int]]:
+    with gzip.open(LAYOUTS / f"dynamicrafter_{variant}.json.gz", "rt") as handle:
+        return json.load(handle)
+
+
+# --- DynamiCrafter -------------------------------------------------------------------------------
+
+
+def test_committed_listings_match_the_generator_and_carry_the_quirks():
+    for variant, params in (("256", dynamicrafter_listing.UNET_256), ("512", dynamicrafter_listing.UNET_512)):
+        listing = committed_listing(variant)
+        assert listing == json.loads(json.dumps(dynamicrafter_listing.checkpoint_listing(params)))
+        assert any(".temopral_conv." in key for key in listing)
+    assert "model.diffusion_model.framestride_embed.0.weight" in committed_listing("256")
+    assert "model.diffusion_model.fps_embedding.0.weight" in committed_listing("512")
+    assert "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.alpha" in committed_listing("256")
+    assert not any(key.endswith(".alpha") for key in committed_listing("512"))
+
+
+@pytest.mark.parametrize("variant", ["256", "512"])
+def test_official_full_size_layout_loads_strictly(variant):
+    state = random_state(committed_listing(variant), device="meta")
+    state["alphas_cumprod"] = torch.empty(1000, device="meta")  # schedule buffers are recognised and skipped
+    with torch.device("meta"):
+        unet, resampler = DynamiCrafterUNet(VARIANTS[variant]["unet"]), Resampler(ResamplerSpec())
+    load_parts(state, {"unet": unet, "image_proj_model": resampler})
+    weights = sum(math.prod(shape) for key, shape in committed_listing(variant).items() if key.startswith("model."))
+    assert weights == sum(p.numel() for p in unet.parameters())
+    assert abs(weights / 1.4e9 - 1) < 0.05
+
+
+def test_a_renamed_missing_or_unknown_key_fails():
+    listing = committed_listing("256")
+    with torch.device("meta"):
+        unet = DynamiCrafterUNet(VARIANTS["256"]["unet"])
+    missing = dict(listing)
+    del missing["model.diffusion_model.output_blocks.5.2.proj_out.weight"]
+    renamed = {k.replace("attn1.to_q", "attn1.to_query"): v for k, v in listing.items()}
+    unknown = {**listing, "ema.decay": []}
+    for broken in (missing, renamed):
+        with pytest.raises(DataError, match="part 'unet'"):
+            load_parts(random_state(broken, "meta"), {"unet": unet})
+    with pytest.raises(DataError, match="no known part"):
+        split_checkpoint(random_state(unknown, "meta"))
+    # The 512 UNet has no image-attention alpha: the 256 checkpoint does not fit it.
+    with torch.device("meta"):
+        unet_512 = DynamiCrafterUNet(VARIANTS["512"]["unet"])
+    with pytest.raises(DataError, match="alpha"):
+        load_parts(random_state(listing, "meta"), {"unet": unet_512})
+
+
+def test_tiny_unet_loads_the_official_layout_and_runs():
+    listing = dynamicrafter_listing.checkpoint_listing(TINY_UNET, TINY_RESAMPLER)
+    state = random_state(listing)
+    unet = DynamiCrafterUNet(TINY_UNET_SPEC).eval()
+    resampler = Resampler(ResamplerSpec(**TINY_RESAMPLER)).eval()
+    load_parts(state, {"unet": unet, "image_proj_model": resampler})
+    assert torch.equal(unet.fps_embedding[0].weight, state["model.diffusion_model.framestride_embed.0.weight"])
+    assert torch.equal(unet.input_blocks[1][0].temporal_conv.conv4[3].weight, state["model.diffusion_model.input_blocks.1.0.temopral_conv.conv4.3.weight"])
+    frames = 4
+    image_tokens = resampler(torch.randn(2, 5, 48))
+    assert image_tokens.shape == (2, frames * 2, 32)
+    context = torch.cat([torch.randn(2, 77, 32), image_tokens], dim=1)
+    out = unet(torch.randn(2, 8, frames, 8, 8), torch.tensor([1, 900]), context, fs=torch.tensor([3, 3]))
+    assert out.shape == (2, 4, frames, 8, 8)
+    assert torch.isfinite(out).all() and out.abs().sum() > 0
+    assert len(unet.temporal_transformers()) == 2 + 2 + 1 + 3 + 3  # the full model has 16 (5+5+6)
+
+
+# --- audio adapters ---------------------------------------------------------------------------------
+
+
+def _audio_context(tokens: int = 10, frames: int = 4, dim: int = 24) -> AudioContext:
+    times = torch.linspace(0, 0.6, tokens)
+    frame_t = frame_times(frames, 6)
+    return AudioContext(tokens=torch.randn(2, tokens, dim), frame_mask=window_mask(frame_t, times, 1.5, 6), frame_times=frame_t)
+
+
+def _tiny_inputs(frames: int = 4):
+    torch.manual_seed(0)
+    return torch.randn(2, 8, frames, 8, 8), torch.tensor([10, 700]), torch.randn(2, 77 + frames * 2, 32)
+
+
+def test_adapters_start_as_the_frozen_model_and_only_they_get_gradients():
+    unet = DynamiCrafterUNet(TINY_UNET_SPEC, dropout=0.0).eval()
+    # A freshly built lvdm UNet outputs zeros (zero-initialised output layers): load "trained" weights.
+    load_parts(random_state(dynamicrafter_listing.checkpoint_listing(TINY_UNET, TINY_RESAMPLER)), {"unet": unet})
+    x, t, context = _tiny_inputs()
+    with torch.no_grad():
+        frozen = unet(x, t, context)
+    unet.requires_grad_(False)
+    adapters = attach_dynamicrafter_audio_adapters(unet, context_dim=24, head_channels=16)
+    assert [a.norm.normalized_shape[0] for a in adapters] == [32, 32, 64, 64, 64, 64, 64, 64, 32, 32, 32]
+    audio = _audio_context()
+    adapted = unet(x, t, context, audio=audio)
+    torch.testing.assert_close(adapted, frozen, rtol=0, atol=1e-6)  # step 0: the base model
+
+    adapted.square().mean().backward()
+    adapter_params = {id(p) for p in adapters.parameters()}
+    for name, parameter in unet.named_parameters():
+        if id(parameter) not in adapter_params:
+            assert parameter.grad is None, name
+    assert all(a.attn.to_out.weight.grad.abs().sum() > 0 for a in adapters)
+
+    with torch.no_grad():  # once trained the audio path changes the output
+        for adapter in adapters:
+            adapter.attn.to_out.weight.normal_(0, 0.1)
+        assert not torch.allclose(unet(x, t, context, audio=audio), frozen)
+
+
+def test_projection_widths_give_the_papers_trainable_count():
+    taps = [("a", 3), ("a", 7), ("a", 11), ("b", 3), ("b", 7), ("b", 11)]
+    with torch.device("meta"):
+        projections = AudioProjections(taps, {"a": 768, "b": 768}, 1024)
+        unet = DynamiCrafterUNet()
+        cross = attach_dynamicrafter_audio_adapters(unet, 1024)
+    assert sum(p.numel() for p in projections.parameters()) == 6 * (768 * 1024 + 1024)
+    widths = [a.norm.normalized_shape[0] for a in cross]
+    assert sorted(widths) == [320] * 5 + [640] * 5 + [1280] * 6
+    trainable = sum(p.numel() for p in projections.parameters()) + sum(p.numel() for p in cross.parameters())
+    assert abs(trainable / 55e6 - 1) < 0.03
+
+
+# --- audio encoders ---------------------------------------------------------------------------------
+
+TINY_IB_AUDIO = dict(dim=32, blocks=12, out_dim=16)
+TINY_IB_VISION = dict(dim=32, blocks=2, out_dim=16, image=28, patch=14)
+
+
+def test_imagebind_audio_tokens_times_and_strict_official_layout():
+    official = random_state(
+        {
+            **encoder_listings.imagebind_audio_keys(**TINY_IB_AUDIO),
+            **encoder_listings.imagebind_vision_keys(**TINY_IB_VISION),
+            **encoder_listings.imagebind_other_modalities_sample(),
+        }
+    )
+    audio = ImageBindAudio(TrunkSpec(dim=32, blocks=12, heads=4, out_dim=16))
+    audio.load_state_dict(imagebind_audio_state(official), strict=True)
+    vision = ImageBindVision(TrunkSpec(dim=32, blocks=2, heads=4, out_dim=16), image_size=28)
+    vision.load_state_dict(imagebind_vision_state(official), strict=True)
+
+    fbank = torch.randn(3, 198, 128) * 3 - 4
+    hidden = audio.eval().hidden_states(fbank)
+    assert len(hidden) == 12 and hidden[0].shape == (3, 229, 32)
+    times = audio.token_times()
+    assert times.shape == (229,)
+    assert torch.allclose(times[1:20], 0.0875 + 0.1 * torch.arange(19, dtype=torch.float64))  # one frequency row
+    assert torch.equal(times[1:20], times[20:39])
+    embedding = audio.embed_audio(fbank)
+    assert embedding.shape == (3, 16) and torch.allclose(embedding.norm(dim=-1), torch.ones(3))
+    images = torch.randint(0, 256, (2, 40, 60, 3), dtype=torch.uint8)
+    assert torch.allclose(vision.eval().embed_vision(images).norm(dim=-1), torch.ones(2))
+
+    broken = dict(official)
+    broken["modality_trunks.audio.blocks.0.attn.in_proj_w"] = broken.pop("modality_trunks.audio.blocks.0.attn.in_proj_weight")
+    with pytest.raises(RuntimeError, match="in_proj"):
+        audio.load_state_dict(imagebind_audio_state(broken), strict=True)
+
+
+def test_imagebind_full_size_layout_on_meta_and_missing_file_message(tmp_path):
+    listing = {**encoder_listings.imagebind_audio_keys(), **encoder_listings.imagebind_vision_keys()}
+    state = random_state(listing, "meta")
+    with torch.device("meta"):
+        audio, vision = ImageBindAudio(), ImageBindVision()
+    audio.load_state_dict(imagebind_audio_state(state), strict=True, assign=True)
+    vision.load_state_dict(imagebind_vision_state(state), strict=True, assign=True)
+    with pytest.raises(DataError, match=r"imagebind_huge\.pth"):
+        load_imagebind_audio(tmp_path / "imagebind_huge.pth")
+
+
+TINY_BEATS = dict(
+    encoder_listings.BEATS_ITER3_CFG, embed_dim=24, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
+    encoder_attention_heads=4, conv_pos=16, conv_pos_groups=4, num_buckets=32, max_distance=64,
+)
+
+
+def test_beats_tokens_times_and_strict_official_file(tmp_path):
+    path = tmp_path / "BEATs_iter3.pt"
+    torch.save({"cfg": TINY_BEATS, "model": random_state(encoder_listings.beats_keys(TINY_BEATS))}, path)
+    model = beats_module.load_beats(path)
+    assert not model.training
+    hidden = model.hidden_states(torch.randn(2, 198, 128))
+    assert len(hidden) == 12 and hidden[3].shape == (2, 96, 32)
+    assert torch.isfinite(hidden[-1]).all()
+    times = model.token_times(198)
+    assert times.shape == (96,)
+    assert torch.equal(times[:8], torch.full((8,), times[0].item(), dtype=torch.float64))  # 8 bands per step
+    assert torch.allclose(times[::8], 0.0875 + 0.16 * torch.arange(12, dtype=torch.float64))
+
+    model_state = random_state(encoder_listings.beats_keys(TINY_BEATS))
+    del model_state["encoder.layers.5.self_attn.grep_a"]
+    torch.save({"cfg": TINY_BEATS, "model": model_state}, path)
+    with pytest.raises(RuntimeError, match="grep_a"):
+        beats_module.load_beats(path)
+    torch.save({"model": {}}, path)
+    with pytest.raises(DataError, match="'cfg' and 'model'"):
+        beats_module.load_beats(path)
+
+
+def test_beats_full_size_layout_on_meta():
+    cfg = beats_module.BEATsConfig.from_official(encoder_listings.BEATS_ITER3_CFG)
+    with torch.device("meta"):
+        model = beats_module.BEATs(cfg)
+    model.load_state_dict(random_state(encoder_listings.beats_keys(encoder_listings.BEATS_ITER3_CFG), "meta"), strict=True, assign=True)
+
+
+# --- window masks on the encoders' real token times ---------------------------------------------------
+
+
+def _visible(fps: int, radius: float, times: torch.Tensor) -> list[int]:
+    return window_mask(frame_times(2 * fps, fps), times, radius, fps).sum(dim=1).tolist()
+
+
+def test_window_masks_on_real_token_times():
+    ib = ImageBindAudio(TrunkSpec(dim=8, blocks=1, heads=2, out_dim=8)).token_times()
+    beats_times = beats_module.BEATs(beats_module.BEATsConfig(embed_dim=8, encoder_layers=1, encoder_embed_dim=8,
+                                                             encoder_ffn_embed_dim=8, encoder_attention_heads=2,
+                                                             conv_pos=4, conv_pos_groups=2)).token_times(198)
+    # 6 FPS, r = 0.5: +-83 ms. ImageBind time columns are 100 ms apart (12 tokens each), BEATs 160 ms (8).
+    assert _visible(6, 0.5, ib)[:4] == [0, 24, 24, 12]
+    assert _visible(6, 0.5, beats_times)[:4] == [0, 16, 8, 8]
+    # r = 1.5 at 6 FPS: +-250 ms; frame 6 (t = 1 s) sees columns 0.7875 .. 1.1875 s and the CLS token.
+    assert _visible(6, 1.5, ib)[6] == 5 * 12 + 1
+    assert _visible(6, 1.5, beats_times)[6] == 3 * 8
+    # r = 3 at 12 FPS: the same +-250 ms window as r = 1.5 at 6 FPS.
+    assert _visible(12, 3.0, ib)[12] == _visible(6, 1.5, ib)[6]
+    # 12 FPS, r = 0.5: +-42 ms, narrower than the token spacing: many frames see nothing at all.
+    assert _visible(12, 0.5, beats_times).count(0) >= 12
+    for fps, radius in ((6, 1.5), (6, 3.0), (12, 1.5), (12, 3.0)):
+        assert min(_visible(fps, radius, ib)[1:]) > 0 and min(_visible(fps, radius, beats_times)[1:]) > 0
