@@ -291,3 +291,25 @@ def test_window_masks_on_real_token_times():
     assert _visible(12, 0.5, beats_times).count(0) >= 12
     for fps, radius in ((6, 1.5), (6, 3.0), (12, 1.5), (12, 3.0)):
         assert min(_visible(fps, radius, ib)[1:]) > 0 and min(_visible(fps, radius, beats_times)[1:]) > 0
+
+
+# --- schedules and guidance -------------------------------------------------------------------------
+
+
+def test_dynamicrafter_schedules_and_nested_guidance():
+    from asva.config.schema import DiffusionConfig
+    from asva.models.diffusion import guided_prediction, sampling_scheduler, training_scheduler
+
+    eps_256 = DiffusionConfig(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon")
+    scheduler = training_scheduler(eps_256)
+    assert scheduler.betas[0].item() == pytest.approx(0.00085) and scheduler.betas[-1].item() == pytest.approx(0.012)
+    v_512 = DiffusionConfig(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                            prediction_type="v_prediction", rescale_betas_zero_snr=True)
+    assert training_scheduler(v_512).alphas_cumprod[-1].item() < 1e-6  # zero terminal SNR
+    ddim = sampling_scheduler(v_512)
+    assert len(ddim.timesteps) == 20 and ddim.timesteps[0].item() == 999  # trailing spacing starts at T
+
+    e0, ei, eit, eita = (torch.full((1,), v) for v in (1.0, 2.0, 4.0, 8.0))
+    cfg = DiffusionConfig(guidance_image=2.0, guidance_text=3.0, guidance_audio=4.0)
+    # e0 + 2 (ei - e0) + 3 (eit - ei) + 4 (eita - eit) = 1 + 2 + 6 + 16
+    assert guided_prediction(e0, ei, eit, eita, cfg).item() == 25.0

@@ -17,7 +17,7 @@ import torch
 from asva.config.hashing import stable_hash
 from asva.config.schema import AudioEncoderConfig, DiffusionConfig, ExperimentConfig
 from asva.data.dataset import ClipSet
-from asva.errors import DataError
+from asva.errors import ConfigError, DataError
 from asva.models.asva_model import ImageToVideoBase
 from asva.models.audio_encoders import TinyAudioEncoder
 from asva.models.first_stage import frames_to_unit
@@ -50,6 +50,11 @@ def _load_weights(path: str, what: str) -> dict:
 
 def audio_encoder(name: str, cfg: AudioEncoderConfig, pool: ClipSet, cache_dir: Path, seed: int = 0) -> TinyAudioEncoder:
     """Encoder `name` ("a" or "b"), trained once on the pool's audio with its pretext task."""
+    if not cfg.kind.startswith("tiny_"):
+        raise ConfigError(
+            f"audio.encoder_{name}.kind={cfg.kind}: the training job runs the embedded encoders only; the real "
+            "ImageBind/BEATs encoders are built by asva.params and asva.models (docs/paper_model.md)"
+        )
     encoder = TinyAudioEncoder(cfg.kind, cfg.num_layers, cfg.dim, cfg.token_seconds, num_classes=len(pool.classes))
     if cfg.checkpoint:
         encoder.load_state_dict(_load_weights(cfg.checkpoint, f"audio.encoder_{name}.checkpoint"))
@@ -84,6 +89,11 @@ def schedule_fields(cfg: DiffusionConfig) -> dict:
 def base_model(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> ImageToVideoBase:
     """The frozen image-to-video base, trained once on the pool as an image animation model."""
     model_cfg = cfg.model
+    if model_cfg.name != "tiny":
+        raise ConfigError(
+            f"model={model_cfg.name}: the training job runs the embedded model only; the paper model's parts, "
+            "checkpoint loading and parameter accounting are in asva.models (docs/paper_model.md)"
+        )
     base = ImageToVideoBase(model_cfg)
     if model_cfg.base_checkpoint:
         base.load_state_dict(_load_weights(model_cfg.base_checkpoint, "model.base_checkpoint"))
