@@ -67,9 +67,9 @@ class CurationConfig:
     min_audio_rms: float = 1e-3  # below: silent audio track
     # 2. Scene cuts (PySceneDetect ContentDetector); segments shorter than min_seconds are dropped.
     scenes: bool = True
-    # ContentDetector score of a cut. The embedded clips' impact flashes score up to ~60 and their
-    # cuts 77 and up; PySceneDetect's default for camera footage is 27 (set it for real data).
-    scene_threshold: float = 70.0
+    # ContentDetector score of a cut. The embedded clips' impact flashes score up to ~55 and their
+    # cuts ~63 and up; PySceneDetect's default for camera footage is 27 (set it for real data).
+    scene_threshold: float = 60.0
     # 3. Optical flow: Farneback (OpenCV) unless raft_weights names torchvision RAFT weights.
     flow: bool = True
     raft_weights: Optional[str] = None
@@ -224,6 +224,16 @@ class PathsConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Where runs are recorded (sweeps/conf/tracking/, docs/tracking.md)."""
+
+    backend: str = "sqlite"  # sqlite: a SQLite file | server: a team's MLflow tracking server
+    # sqlite: a sqlite:/// URI, or None for MLFLOW_TRACKING_URI, else mlflow.db in the project folder.
+    # server: the server's http(s) address.
+    uri: Optional[str] = None
+
+
+@dataclass
 class ExperimentConfig:
     study: str = "adhoc"  # window_radius | kshot | encoder_layers | curation | adhoc
     seed: int = 0
@@ -242,6 +252,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 @dataclass
@@ -256,5 +267,27 @@ class CurateConfig:
     # None: the embedded benchmark when input is None, else no check.
     benchmarks: Optional[list[str]] = None
     filters: CurationConfig = field(default_factory=CurationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class EvaluateConfig(ExperimentConfig):
+    """`sweeps/evaluate.py`: the papers' evaluation protocol on a trained job (asva/evaluation/standalone.py)."""
+
+    run_id: Optional[str] = None  # a finished job run: its config and adapter checkpoint
+    checkpoint: Optional[str] = None  # or an adapter checkpoint file, with the job's settings as overrides
+    clips_per_video: int = 3
+    regenerate: bool = False  # sample again even when the generated clips are cached
+
+
+@dataclass
+class TrainSyncClassifierConfig:
+    """`sweeps/train_sync_classifier.py`: train the synchronization classifier and save it."""
+
+    study: str = "sync_classifier"
+    seed: int = 0
+    output: str = "sync_classifier.pt"  # the checkpoint eval.networks.sync_classifier.checkpoint loads
+    classifier: SyncClassifierConfig = field(default_factory=SyncClassifierConfig)
     data: DataConfig = field(default_factory=DataConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)

@@ -120,6 +120,15 @@ def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
         raise DataError(f"{path}: unreadable audio ({error})") from None
 
 
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    """Integer PCM (wav files are 16-bit) to float in [-1, 1]; float samples pass unchanged."""
+    if samples.dtype == np.uint8:
+        return (samples.astype(np.float32) - 128) / 128
+    if np.issubdtype(samples.dtype, np.integer):
+        return samples.astype(np.float32) / float(np.iinfo(samples.dtype).max + 1)
+    return samples.astype(np.float32)
+
+
 def _decode_audio(container: av.container.InputContainer, sample_rate: int) -> np.ndarray:
     stream = container.streams.audio[0]
     chunks = []
@@ -127,7 +136,7 @@ def _decode_audio(container: av.container.InputContainer, sample_rate: int) -> n
     for frame in container.decode(stream):
         if first_time is None:
             first_time = float(frame.time or 0.0)
-        data = frame.to_ndarray().astype(np.float32)
+        data = _to_float(frame.to_ndarray())
         if frame.format.is_packed:  # interleaved [1, samples * channels]
             data = data.reshape(-1, len(frame.layout.channels)).T
         chunks.append(data)

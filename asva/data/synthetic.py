@@ -103,13 +103,23 @@ def motion_state(times: np.ndarray, events: list[float], anticipation: str) -> t
 
 
 def render_frames(
-    sound_class: SoundClass, events: list[float], fps: int, seconds: float, size: int, rng: np.random.Generator
+    sound_class: SoundClass,
+    events: list[float],
+    fps: int,
+    seconds: float,
+    size: int,
+    rng: np.random.Generator,
+    background: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Frames [T, size, size, 3] uint8: a background, a floor, the object with its lift and flash."""
+    """Frames [T, size, size, 3] uint8: a background, a floor, the object with its lift and flash.
+
+    `background` (RGB) replaces the usual dark random one (a scene cut's second shot uses it).
+    """
     num_frames = round(seconds * fps)
     times = np.arange(num_frames) / fps
     lift, flash = motion_state(times, events, sound_class.anticipation)
-    background = rng.integers(20, 70, size=3)
+    drawn = rng.integers(20, 70, size=3)
+    background = drawn if background is None else np.asarray(background)
     color = np.clip(np.asarray(sound_class.color) + rng.integers(-25, 26, size=3), 0, 255)
     radius = size * rng.uniform(0.14, 0.2)
     center_x = size * rng.uniform(0.3, 0.7)
@@ -170,11 +180,21 @@ def _pool_spec(rng: np.random.Generator, cfg: SyntheticConfig, spec: ClipSpec, s
     return spec
 
 
+# Backgrounds of a cut's second shot: bright and saturated, unlike every clip's dark first shot,
+# so the cut is a change of scene and not an impact flash (see CurationConfig.scene_threshold).
+SECOND_SHOT_BACKGROUNDS = ((235, 70, 60), (60, 220, 80), (70, 90, 240), (230, 220, 60), (220, 70, 220), (60, 210, 220))
+
+
+def second_shot(sound_class: SoundClass, fps: int, seconds: float, size: int, rng: np.random.Generator) -> np.ndarray:
+    background = SECOND_SHOT_BACKGROUNDS[int(rng.integers(len(SECOND_SHOT_BACKGROUNDS)))]
+    return render_frames(sound_class, sample_event_times(rng, seconds), fps, seconds, size, rng, background=background)
+
+
 def add_scene_cut(frames: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Cut to another shot part-way through: the rest of the clip shows `other`, in negative."""
+    """Cut to another shot part-way through: the rest of the clip shows `other`."""
     cut = int(rng.integers(len(frames) // 3, 2 * len(frames) // 3 + 1))
     out = frames.copy()
-    out[cut:] = 255 - other[cut:]
+    out[cut:] = other[cut:]
     return out
 
 
@@ -228,7 +248,7 @@ def _render_clip(spec: ClipSpec, data: DataConfig, seed: int, labels: list[str])
     frames = render_frames(sound_class, visual_events, data.fps, data.clip_seconds, data.frame_size, rng)
     if spec.corruption == "scene_cut":
         other = CLASSES[labels[int(rng.integers(len(labels)))]]
-        shot = render_frames(other, sample_event_times(rng, data.clip_seconds), data.fps, data.clip_seconds, data.frame_size, rng)
+        shot = second_shot(other, data.fps, data.clip_seconds, data.frame_size, rng)
         frames = add_scene_cut(frames, shot, rng)
     elif spec.corruption == "violent_motion":
         frames = add_camera_shake(frames, rng)
