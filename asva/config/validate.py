@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from asva.config.schema import ExperimentConfig, StageConfig
+from asva.config.schema import ExperimentConfig, StageConfig, TrackingConfig
 from asva.errors import ConfigError
 
 KNOWN_DATASETS = ("synthetic", "avsync15", "avsync48")
@@ -12,6 +12,7 @@ KNOWN_MODELS = ("tiny", "dynamicrafter")
 KNOWN_VARIANTS = ("256", "512")
 KNOWN_ENCODER_KINDS = ("tiny_semantic", "tiny_masked", "imagebind", "beats")
 KNOWN_CURATION = ("auto", "none")
+KNOWN_TRACKING_BACKENDS = ("sqlite", "server")
 ENCODER_NAMES = ("a", "b")
 
 _LAYER_SPEC = re.compile(r"^[a-z]:\d+(-\d+)*$")
@@ -69,9 +70,20 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(f"{key}: must be > 0, got {value}")
 
 
+def check_tracking(tracking: TrackingConfig) -> None:
+    """The tracking store's settings (sweeps/conf/tracking/)."""
+    if tracking.backend not in KNOWN_TRACKING_BACKENDS:
+        raise ConfigError(f"tracking.backend: must be one of {KNOWN_TRACKING_BACKENDS}, got {tracking.backend!r}")
+    if tracking.backend == "server" and not str(tracking.uri or "").startswith(("http://", "https://")):
+        raise ConfigError(f"tracking.uri: the server backend needs the server's http(s) address, got {tracking.uri!r}")
+    if tracking.backend == "sqlite" and tracking.uri is not None and not tracking.uri.startswith("sqlite:///"):
+        raise ConfigError(f"tracking.uri: the sqlite backend needs a sqlite:/// URI (or null), got {tracking.uri!r}")
+
+
 def validate(cfg: ExperimentConfig) -> None:
     """Raise ConfigError naming the first impossible value."""
     _positive("window_radius", cfg.window_radius)
+    check_tracking(cfg.tracking)
     parse_k(cfg.k)
     layers = parse_audio_layers(cfg.audio_layers)
     for name, indices in layers.items():
