@@ -83,7 +83,12 @@ def audio_encoder(name: str, cfg: AudioEncoderConfig, pool: ClipSet, cache_dir: 
 
 
 def schedule_fields(cfg: DiffusionConfig) -> dict:
-    return {"timesteps": cfg.num_train_timesteps, "schedule": cfg.beta_schedule, "prediction": cfg.prediction_type}
+    return {
+        "timesteps": cfg.num_train_timesteps,
+        "schedule": cfg.beta_schedule,
+        "prediction": cfg.prediction_type,
+        "betas": [cfg.beta_start, cfg.beta_end, cfg.rescale_betas_zero_snr],
+    }
 
 
 def base_model(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> ImageToVideoBase:
