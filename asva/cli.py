@@ -7,6 +7,7 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
+from asva import distributed
 from asva.config.schema import ExperimentConfig
 from asva.errors import UserError
 from asva.experiment import run_job
@@ -24,3 +25,5 @@ def run(cfg: DictConfig) -> dict[str, float] | None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        distributed.shutdown()  # under torchrun or a multi-task SLURM job: leave the process group

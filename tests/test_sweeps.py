@@ -104,6 +104,20 @@ def test_kshot_trains_stage_one_once_and_reuses_it(tmp_path):
     keys = {j.data.tags["asva.pretrain_key"] for j in jobs if j.data.params["pretrain"] == "true"}
     assert keys == {pretrains[0].data.tags["asva.pretrain_key"]}
 
+    # The same sweep again trains nothing: every configuration has a finished run (config hash),
+    # and the parent run is reused.
+    checkpoints = {path: path.stat().st_mtime_ns for path in (tmp_path / "runs").glob("kshot/*/finetune.pt")}
+    again = run_sweep("kshot.py", args, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    output = again.stdout + again.stderr
+    assert "finetuning adapters" not in output and "trained once" not in output
+    assert output.count("already finished in MLflow run") == 7
+    runs_after = runs_of(tmp_path, "kshot")
+    assert sorted(r.info.run_id for r in runs_after) == sorted(r.info.run_id for r in runs)
+    [parent] = [r for r in runs_after if r.data.tags.get("asva.role") == "sweep"]
+    assert parent.info.status == "FINISHED"
+    assert {path: path.stat().st_mtime_ns for path in checkpoints} == checkpoints
+
 
 def test_encoder_layer_grid_runs_every_feature_set(tmp_path):
     result = run_sweep("encoder_layers.py", ["-m", *TINY_OVERRIDES, *path_overrides(tmp_path)], tmp_path)

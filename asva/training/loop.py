@@ -1,7 +1,13 @@
 """The training loop, shared by every stage (stand-in encoders, the base, the audio adapters).
 
 Everything random is derived from (seed, step), so a run killed at any point and restarted from
-its last checkpoint continues with exactly the batches and noise it would have drawn.
+its last checkpoint continues with exactly the batches and noise it would have drawn. The
+checkpoint holds everything else a continuation needs: the trained weights, the optimizer and
+learning-rate schedule, the global RNG states (torch, numpy, python), the sampler position and
+the caller's metadata (the job's MLflow run id). Checkpoints are written atomically.
+
+With `data_parallel`, every rank draws the same global batch and the gradients are averaged across
+ranks (asva/distributed.py); rank 0 alone writes checkpoints.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
-from asva.progress import progress as progress_counter
 
+from asva import distributed
+from asva.errors import DataError
+from asva.progress import progress as progress_counter
 from asva.training.checkpoint import load_checkpoint, save_checkpoint
 
 BatchLoss = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -28,6 +36,7 @@ class LoopSpec:
     steps: int | None = None
     epochs: int | None = None
     checkpoint_every: int = 100
+    warmup_steps: int = 0  # linear learning-rate warm-up from 0, then constant
 
     def total_steps(self, num_examples: int) -> int:
         if self.steps is not None:
@@ -43,6 +52,26 @@ def batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> t
     return order[position * batch_size : (position + 1) * batch_size]
 
 
+def sampler_position(step: int, num_examples: int, batch_size: int) -> dict[str, int]:
+    epoch, batch = divmod(step, math.ceil(num_examples / batch_size))
+    return {"epoch": epoch, "batch": batch, "num_examples": num_examples, "batch_size": batch_size}
+
+
+def rng_states() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+
+
+def read_checkpoint_metadata(path: Path) -> dict[str, Any]:
+    """The metadata a training checkpoint was saved with ({} when there is no checkpoint)."""
+    return load_checkpoint(path).get("metadata", {}) if path.exists() else {}
+
+
 def train_loop(
     module: torch.nn.Module,
     parameters: list[torch.nn.Parameter],
@@ -55,30 +84,60 @@ def train_loop(
     state_dict: Callable[[], dict] | None = None,
     load_state_dict: Callable[[dict], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+    metadata: dict[str, Any] | None = None,
+    data_parallel: bool = False,
 ) -> list[float]:
     """Adam over `parameters` for the spec's steps; returns the loss of every step.
 
-    With a checkpoint path, saves (weights, optimizer, step, losses) every `checkpoint_every`
-    steps and at the end, and resumes from it when it exists.
+    With a checkpoint path, saves the full training state every `checkpoint_every` steps and at
+    the end, and resumes from it when it exists. `on_checkpoint(step)` runs just before each save
+    (to flush what the caller logged up to that step); `metadata` is stored in every checkpoint.
+    With `data_parallel`, `batch_size` is per process: each step covers `batch_size * ranks` rows.
     """
     state_dict = state_dict or module.state_dict
     load_state_dict = load_state_dict or module.load_state_dict
+    world = distributed.current() if data_parallel else distributed.World(0, 1, 0)
+    global_batch = spec.batch_size * world.size
     optimizer = torch.optim.Adam(parameters, lr=spec.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / spec.warmup_steps) if spec.warmup_steps else 1.0
+    )
     total = spec.total_steps(num_examples)
     losses: list[float] = []
     start = 0
     if checkpoint_path is not None and checkpoint_path.exists():
         saved = load_checkpoint(checkpoint_path)
+        expected = sampler_position(saved["step"], num_examples, global_batch)
+        if saved["sampler"] != expected:
+            raise DataError(
+                f"{checkpoint_path}: saved for {saved['sampler']['num_examples']} examples in batches of "
+                f"{saved['sampler']['batch_size']}, this run has {num_examples} in batches of {global_batch}"
+            )
         load_state_dict(saved["weights"])
         optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["scheduler"])
+        set_rng_states(saved["rng"])
         losses, start = saved["losses"], saved["step"]
 
     def save(step: int) -> None:
-        if checkpoint_path is not None:
-            save_checkpoint(
-                checkpoint_path,
-                {"weights": state_dict(), "optimizer": optimizer.state_dict(), "step": step, "losses": losses},
-            )
+        if checkpoint_path is None or not world.is_main:
+            return
+        if on_checkpoint is not None:
+            on_checkpoint(step)
+        save_checkpoint(
+            checkpoint_path,
+            {
+                "weights": state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": schedule.state_dict(),
+                "rng": rng_states(),
+                "sampler": sampler_position(step, num_examples, global_batch),
+                "step": step,
+                "losses": losses,
+                "metadata": dict(metadata or {}),
+            },
+        )
 
     module.train()
     progress = progress_counter(range(start, total), desc=desc, unit="step", initial=start, total=total)
@@ -87,16 +146,20 @@ def train_loop(
         random.seed(seed * 7919 + step)
         np.random.seed((seed * 7919 + step) % 2**32)
         generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        loss = batch_loss(batch_indices(step, num_examples, spec.batch_size, seed), generator)
+        loss = batch_loss(batch_indices(step, num_examples, global_batch, seed), generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if data_parallel:
+            distributed.average_gradients(parameters)
         optimizer.step()
-        losses.append(loss.item())
+        schedule.step()
+        losses.append(distributed.mean_across_ranks(loss.item()) if data_parallel else loss.item())
         progress.set_postfix(loss=f"{losses[-1]:.4f}")
-        if on_step is not None:
+        if on_step is not None and world.is_main:
             on_step(step, losses[-1])
         if (step + 1) % spec.checkpoint_every == 0:
             save(step + 1)
-    save(total)
+    if start < total or checkpoint_path is None or not checkpoint_path.exists():
+        save(total)
     module.eval()
     return losses
