@@ -22,6 +22,9 @@ TINY_OVERRIDES = [
     "train.finetune.steps=2",
     "diffusion.sampling_steps=2",
     "eval.num_sample_videos=1",
+    "eval.networks.sync_classifier.steps=2",
+    "eval.networks.embedder_steps=2",
+    "eval.networks.video_net_steps=2",
 ]
 
 

@@ -5,21 +5,29 @@ Each test clip's first frame and audio condition a generated clip. Metrics (synt
 - event_sync_null_audio: the same model sampled with the null audio (is audio used at all?);
 - fd_pixel_synth: Fréchet distance of pixel features to the real clips (the FVD counterpart);
 - reference rows, `<metric>_ref_groundtruth` (the real clips) and `<metric>_ref_static` (first
-  frame repeated): the bounds that show what the metric can tell apart.
+  frame repeated): the bounds that show what the metric can tell apart;
+- with eval.paper_metrics (default): FVD, IA, IT, RelSync, AlignSync and their reference rows
+  (asva/evaluation/paper_metrics.py), under `_embedded` names unless the papers' networks are
+  configured (asva/evaluation/networks.py). Their stand-in networks train once on the training
+  split and are cached.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from asva.progress import progress
 
 from asva.config.schema import ExperimentConfig
-from asva.data.dataset import ClipSet
+from asva.data import sources
+from asva.data.dataset import ClipSet, load_split
 from asva.evaluation.event_sync import event_sync
 from asva.evaluation.frechet import frechet_distance, pixel_video_features
+from asva.evaluation.networks import evaluation_networks
+from asva.evaluation.paper_metrics import paper_scores, per_class_rows
 from asva.evaluation.sampling import sample
 from asva.models.asva_model import ASVAModel
 
@@ -29,13 +37,15 @@ class Evaluation:
     metrics: dict[str, float]
     generated: np.ndarray  # [N, T, H, W, 3] uint8, audio-conditioned
     video_ids: list[str]
+    per_class: list[dict[str, object]] = field(default_factory=list)  # per class and metric (paper metrics)
 
 
 def static_videos(frames: np.ndarray) -> np.ndarray:
     return np.repeat(frames[:, :1], frames.shape[1], axis=1)
 
 
-def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int) -> Evaluation:
+def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int, train: ClipSet | None = None) -> Evaluation:
+    """Sample the test clips and score them; `train` (loaded when not given) trains the metric stand-ins."""
     if cfg.eval.max_test_clips is not None:
         test = test.subset(list(range(min(len(test), cfg.eval.max_test_clips))))
     features = model.encode_audio(test.fbank)
@@ -66,4 +76,13 @@ def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int) 
         "fd_pixel_synth_ref_static": frechet_distance(real_features, pixel_video_features(static)),
         "num_test_clips": float(len(test)),
     }
-    return Evaluation(metrics=metrics, generated=generated, video_ids=test.video_ids)
+    per_class: list[dict[str, object]] = []
+    if cfg.eval.paper_metrics:
+        if train is None:
+            cache_dir = Path(cfg.paths.cache_dir)
+            train = load_split(sources.benchmark_root(cfg.data, cache_dir), "train", cfg.data, cache_dir)
+        nets = evaluation_networks(cfg, train, Path(cfg.paths.cache_dir))
+        scores = paper_scores(nets, real, test.fbank, captions, generated, fps)
+        metrics.update(scores.metrics)
+        per_class = per_class_rows(test.labels, scores.per_clip)
+    return Evaluation(metrics=metrics, generated=generated, video_ids=test.video_ids, per_class=per_class)

@@ -1,0 +1,221 @@
+"""The networks behind FVD, IA, IT, RelSync and AlignSync: loaded from paths, or stand-ins trained once.
+
+With a path configured, the paper's network is loaded (StyleGAN-V's I3D TorchScript, ImageBind from
+`imagebind_huge.pth`, a synchronization classifier trained by sweeps/train_sync_classifier.py on real
+data), and the metric carries its reserved name. Without one, the embedded default trains a small
+stand-in here, once per training split and configuration (cached under
+`paths.cache_dir/eval_networks/`, keyed by the split's content like the other stand-ins), and the
+metric carries the `_embedded` suffix. Every stand-in trains at the evaluation frame rate (6 FPS).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from asva.config.hashing import stable_hash
+from asva.config.schema import ExperimentConfig, SyncClassifierConfig
+from asva.data.audio import FBANK_MEAN, FBANK_STD
+from asva.data.dataset import ClipSet
+from asva.evaluation.embedders import AudioVisionEmbedder, TextVisionEmbedder, TinyCLIP
+from asva.evaluation.fvd import VideoFeatureNet, load_i3d, preprocess
+from asva.evaluation.protocol import EVAL_FPS, at_eval_fps
+from asva.evaluation.sync_classifier import (
+    ShiftWindows,
+    SyncClassifier,
+    SyncClassifierShape,
+    VideoR2Plus1DEncoder,
+    checkpoint_payload,
+    contrastive_loss,
+    load_sync_classifier,
+    shift_accuracy,
+    shifted_logits,
+)
+from asva.training.checkpoint import build_once
+from asva.training.components import clipset_fingerprint
+from asva.training.loop import LoopSpec, train_loop
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_SUFFIX = "_embedded"
+
+
+@dataclass
+class EvalNetworks:
+    video_features: VideoFeatureNet
+    audio_vision: AudioVisionEmbedder
+    text_vision: TextVisionEmbedder
+    sync: SyncClassifier
+    # Which metrics are computed with the papers' own networks (and so carry the reserved names).
+    paper_fvd: bool = False
+    paper_ia: bool = False
+    paper_it: bool = False
+    paper_sync: bool = False
+
+    def name(self, metric: str) -> str:
+        paper = {
+            "fvd": self.paper_fvd,
+            "ia": self.paper_ia,
+            "it": self.paper_it,
+            "relsync": self.paper_sync,
+            "alignsync": self.paper_sync and self.paper_ia,
+        }[metric]
+        return metric if paper else metric + EMBEDDED_SUFFIX
+
+
+class TinyVideoClassifier(nn.Module):
+    """The I3D-shaped stand-in: R(2+1)D blocks trained to classify clips; FVD uses its pooled features."""
+
+    def __init__(self, num_classes: int, widths: list[int], input_size: int):
+        super().__init__()
+        self.encoder = VideoR2Plus1DEncoder(widths)
+        self.classifier = nn.Linear(widths[-1], num_classes)
+        self.input_size = input_size
+
+    def pooled(self, videos: torch.Tensor) -> torch.Tensor:
+        return self.encoder(videos).mean(dim=2)
+
+    @torch.no_grad()
+    def features(self, videos: torch.Tensor) -> torch.Tensor:
+        self.eval()
+        return self.pooled(videos)
+
+
+class ImageBindEmbedder:
+    """ImageBind's audio and vision trunks (asva/models/imagebind.py) behind AudioVisionEmbedder."""
+
+    def __init__(self, audio, vision):
+        self.audio, self.vision = audio, vision
+
+    @torch.no_grad()
+    def embed_audio(self, fbank: torch.Tensor) -> torch.Tensor:
+        # ClipSet filterbanks are normalised (asva/data/audio.py); ImageBind normalises raw ones itself.
+        return self.audio.embed_audio(fbank * (2 * FBANK_STD) + FBANK_MEAN)
+
+    @torch.no_grad()
+    def embed_vision(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.vision.embed_vision(torch.as_tensor(frames))
+
+
+def _video_net(train: ClipSet, frames: torch.Tensor, cfg: ExperimentConfig, cache_dir: Path) -> TinyVideoClassifier:
+    spec = cfg.eval.networks
+    widths, size = list(spec.video_net_widths), cfg.data.frame_size
+    key = stable_hash(widths, spec.video_net_steps, spec.lr, clipset_fingerprint(train), EVAL_FPS, "v1")
+    labels = train.label_indices()
+
+    def build() -> dict:
+        torch.manual_seed(0)
+        net = TinyVideoClassifier(len(train.classes), widths, size)
+        videos = preprocess(frames.numpy(), size)
+        losses = train_loop(
+            net, list(net.parameters()),
+            lambda idx, gen: F.cross_entropy(net.classifier(net.pooled(videos[idx])), labels[idx]),
+            len(train), LoopSpec(lr=spec.lr, batch_size=spec.batch_size, steps=spec.video_net_steps), 0,
+            desc="I3D-shaped video classifier for fvd_embedded (trained once)",
+        )
+        return {"weights": net.state_dict(), "losses": losses}
+
+    net = TinyVideoClassifier(len(train.classes), widths, size)
+    net.load_state_dict(build_once(cache_dir / "eval_networks" / f"video-{key}.pt", build)["weights"])
+    return net.eval()
+
+
+def _tiny_clip(train: ClipSet, frames: torch.Tensor, cfg: ExperimentConfig, cache_dir: Path) -> TinyCLIP:
+    spec = cfg.eval.networks
+    key = stable_hash(spec.embedder_steps, spec.lr, clipset_fingerprint(train), EVAL_FPS, "v1")
+    labels = train.label_indices()
+    captions = [c.replace("_", " ") for c in train.classes]
+
+    def build() -> dict:
+        torch.manual_seed(0)
+        model = TinyCLIP()
+
+        def loss(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            which = torch.randint(0, frames.shape[1], (len(idx),), generator=gen)
+            return model.contrastive_loss(train.fbank[idx], frames[idx, which], labels[idx], captions)
+
+        losses = train_loop(
+            model, list(model.parameters()), loss, len(train),
+            LoopSpec(lr=spec.lr, batch_size=2 * spec.batch_size, steps=spec.embedder_steps), 0,
+            desc="tiny CLIP-like embedders for ia_embedded / it_embedded (trained once)",
+        )
+        return {"weights": model.state_dict(), "losses": losses}
+
+    model = TinyCLIP()
+    model.load_state_dict(build_once(cache_dir / "eval_networks" / f"tinyclip-{key}.pt", build)["weights"])
+    return model.eval()
+
+
+def train_sync_classifier(
+    train: ClipSet, test: ClipSet | None, sync: SyncClassifierConfig, fps: int, dataset: str, seed: int = 0
+) -> dict:
+    """Train the classifier contrastively over time-shifted windows (Eq. 1); returns its checkpoint payload."""
+    frames = at_eval_fps(train.frames, fps)
+    windows = ShiftWindows.from_seconds(sync.window_seconds, sync.max_shift_seconds, EVAL_FPS, frames.shape[1])
+    torch.manual_seed(seed)
+    shape = SyncClassifierShape(list(sync.video_widths), list(sync.audio_widths), sync.head_dim)
+    classifier = SyncClassifier(shape)
+
+    def loss(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        audio, videos = windows.candidates(train.fbank[idx], frames[idx], windows.random_starts(len(idx), frames.shape[1], gen))
+        return contrastive_loss(shifted_logits(classifier, audio, videos), windows.max_shift, sync.temperature)
+
+    losses = train_loop(
+        classifier, list(classifier.parameters()), loss, len(train),
+        LoopSpec(lr=sync.lr, batch_size=sync.batch_size, steps=sync.steps), seed,
+        desc="synchronization classifier (contrastive over time shifts)",
+    )
+    extra: dict = {"losses": losses, "chance": 1.0 / (2 * windows.max_shift + 1)}
+    if test is not None:
+        extra["test_accuracy"] = shift_accuracy(classifier, test.fbank, at_eval_fps(test.frames, fps), windows)
+    return checkpoint_payload(classifier, windows, dataset, extra)
+
+
+def _sync(train: ClipSet, cfg: ExperimentConfig, cache_dir: Path) -> tuple[SyncClassifier, bool]:
+    sync = cfg.eval.networks.sync_classifier
+    if sync.checkpoint:
+        classifier, payload = load_sync_classifier(sync.checkpoint)
+        return classifier, payload.get("dataset") != "synthetic"
+    config = {k: v for k, v in asdict(sync).items() if k != "checkpoint"}
+    key = stable_hash(config, clipset_fingerprint(train), cfg.data.fps, "v1")
+    payload = build_once(
+        cache_dir / "eval_networks" / f"sync-{key}.pt",
+        lambda: train_sync_classifier(train, None, sync, cfg.data.fps, cfg.data.name),
+    )
+    classifier = SyncClassifier(SyncClassifierShape(**payload["shape"]))
+    classifier.load_state_dict(payload["weights"])
+    return classifier.eval(), False
+
+
+def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) -> EvalNetworks:
+    """The networks for the configured evaluation: from paths where given, else stand-ins."""
+    spec = cfg.eval.networks
+    frames = at_eval_fps(train.frames, cfg.data.fps)
+    real_data = cfg.data.name != "synthetic"
+    if spec.i3d_checkpoint:
+        video_net, paper_fvd = load_i3d(spec.i3d_checkpoint), real_data
+    else:
+        video_net, paper_fvd = _video_net(train, frames, cfg, cache_dir), False
+    tiny = _tiny_clip(train, frames, cfg, cache_dir)
+    audio_vision, paper_ia = tiny, False
+    if spec.imagebind_checkpoint:
+        from asva.models.imagebind import load_imagebind_audio, load_imagebind_vision
+
+        audio_vision = ImageBindEmbedder(load_imagebind_audio(spec.imagebind_checkpoint), load_imagebind_vision(spec.imagebind_checkpoint))
+        paper_ia = real_data
+    sync, paper_sync = _sync(train, cfg, cache_dir)
+    return EvalNetworks(
+        video_features=video_net,
+        audio_vision=audio_vision,
+        text_vision=tiny,
+        sync=sync,
+        paper_fvd=paper_fvd,
+        paper_ia=paper_ia,
+        paper_it=False,
+        paper_sync=paper_sync and real_data,
+    )

@@ -1,0 +1,74 @@
+"""FVD, IA, IT, RelSync and AlignSync of generated clips, with their reference rows.
+
+Every metric is computed at 6 FPS (asva/evaluation/protocol.py) for three sets of clips against the
+same real clips and audio: the generated clips, the ground truth itself (`_ref_groundtruth`) and the
+first frame repeated (`_ref_static`). FVD of the ground truth against itself is 0 by definition and
+is not logged. Names come from `EvalNetworks.name`: reserved names only with the papers' networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from asva.evaluation.embedders import audio_frame_similarity, text_frame_similarity
+from asva.evaluation.fvd import fvd
+from asva.evaluation.networks import EvalNetworks
+from asva.evaluation.protocol import at_eval_fps
+from asva.evaluation.sync_classifier import sync_scores
+from asva.evaluation.sync_metrics import alignsync, frame_similarity_score, relsync
+
+REFERENCES = {"groundtruth": "_ref_groundtruth", "static": "_ref_static"}
+
+
+@dataclass
+class PaperScores:
+    metrics: dict[str, float]  # aggregated over clips
+    per_clip: dict[str, np.ndarray]  # metric name -> [N] values (FVD has none: it is a set distance)
+
+
+def static_like(frames: np.ndarray) -> np.ndarray:
+    return np.repeat(frames[:, :1], frames.shape[1], axis=1)
+
+
+def paper_scores(
+    nets: EvalNetworks,
+    real_frames: np.ndarray,
+    fbank: torch.Tensor,
+    captions: list[str],
+    generated: np.ndarray,
+    fps: int,
+    suffix: str = "",
+) -> PaperScores:
+    """Scores of `generated` (and of the reference rows when suffix is ""): frames [N, T, H, W, 3] uint8 at `fps`."""
+    real = at_eval_fps(np.asarray(real_frames), fps)
+    candidates = {suffix: at_eval_fps(np.asarray(generated), fps)}
+    if not suffix:
+        candidates.update({REFERENCES["groundtruth"]: real, REFERENCES["static"]: static_like(real)})
+    ia_real = audio_frame_similarity(nets.audio_vision, fbank, real[:, :1])[:, 0]  # IA(a, v_1)
+    phi_real = sync_scores(nets.sync, fbank, real)
+    metrics: dict[str, float] = {}
+    per_clip: dict[str, np.ndarray] = {}
+    for tail, videos in candidates.items():
+        ia_frames = audio_frame_similarity(nets.audio_vision, fbank, videos)
+        phi = sync_scores(nets.sync, fbank, videos)
+        per_clip[nets.name("ia") + tail] = frame_similarity_score(ia_frames)
+        per_clip[nets.name("it") + tail] = frame_similarity_score(text_frame_similarity(nets.text_vision, captions, videos))
+        per_clip[nets.name("relsync") + tail] = relsync(phi, phi_real)
+        per_clip[nets.name("alignsync") + tail] = alignsync(phi, phi_real, ia_frames, ia_real)
+        if tail != REFERENCES["groundtruth"] and len(real) >= 2:
+            metrics[nets.name("fvd") + tail] = fvd(real, videos, nets.video_features)
+    metrics.update({name: float(values.mean()) for name, values in per_clip.items()})
+    return PaperScores(metrics, per_clip)
+
+
+def per_class_rows(labels: list[str], per_clip: dict[str, np.ndarray]) -> list[dict[str, object]]:
+    """One row per class and metric: the metric's mean over that class's clips."""
+    rows = []
+    for label in sorted(set(labels)):
+        members = np.array([i for i, lab in enumerate(labels) if lab == label])
+        for name, values in sorted(per_clip.items()):
+            rows.append({"class": label, "metric": name, "value": float(values[members].mean()), "clips": len(members)})
+    return rows
