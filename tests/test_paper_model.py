@@ -313,3 +313,66 @@ def test_dynamicrafter_schedules_and_nested_guidance():
     cfg = DiffusionConfig(guidance_image=2.0, guidance_text=3.0, guidance_audio=4.0)
     # e0 + 2 (ei - e0) + 3 (eit - ei) + 4 (eita - eit) = 1 + 2 + 6 + 16
     assert guided_prediction(e0, ei, eit, eita, cfg).item() == 25.0
+
+
+# --- the DynamiCrafter base at tiny width ---------------------------------------------------------
+
+
+def _tiny_clip():
+    import open_clip
+    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+    return open_clip.model.CLIP(
+        embed_dim=16,
+        vision_cfg=CLIPVisionCfg(layers=2, width=32, head_width=16, patch_size=14, image_size=28),
+        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=2),
+    )
+
+
+def test_dynamicrafter_base_conditions_and_denoises_at_tiny_width():
+    from diffusers import AutoencoderKL
+
+    from asva.models.paper_model import DynamiCrafterBase, LatentCodec, OpenCLIPImage, OpenCLIPText
+
+    torch.manual_seed(0)
+    text_clip, image_clip = _tiny_clip(), _tiny_clip()
+    del text_clip.visual
+    del image_clip.transformer
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(32, 32), layers_per_block=1, latent_channels=4,
+    )
+    # The text and image encoders load the official open-clip-torch layout (cond_stage_model / embedder).
+    official = {f"cond_stage_model.model.{k}": v for k, v in _tiny_clip().state_dict().items() if not k.startswith("visual.")}
+    official.update({f"embedder.model.{k}": v for k, v in _tiny_clip().state_dict().items() if not k.startswith("transformer.")})
+    load_parts(official, {"cond_stage_model": text_clip, "embedder": image_clip})
+
+    unet = DynamiCrafterUNet(TINY_UNET_SPEC).eval()
+    load_parts(random_state(dynamicrafter_listing.checkpoint_listing(TINY_UNET, TINY_RESAMPLER)), {"unet": unet})
+    resampler = Resampler(ResamplerSpec(**{**TINY_RESAMPLER, "embedding_dim": 32})).eval()
+    base = DynamiCrafterBase(unet, LatentCodec(vae, 0.18215), OpenCLIPText(text_clip), OpenCLIPImage(image_clip), resampler, 3).eval()
+
+    frames = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    keep = torch.zeros(2, dtype=torch.bool)
+    with torch.no_grad():
+        cond = base.conditions(frames, ["a dog barks", "a hammer"], drop_image=keep, drop_text=torch.tensor([False, True]))
+        assert cond.first_latent.shape == (2, 4, 1, 8, 8)
+        assert cond.context.shape == (2, 77 + 4 * 2, 32)  # text tokens, then 2 image tokens per frame
+        empty = base.text_encoder([""])
+        assert torch.allclose(cond.context[1, :77], empty[0], atol=1e-5)
+        assert not torch.allclose(cond.context[0, :77], empty[0], atol=1e-3)
+        dropped = base.conditions(frames, ["a", "b"], drop_image=torch.tensor([True, True]), drop_text=keep)
+        assert torch.allclose(dropped.context[0, 77:], dropped.context[1, 77:], atol=1e-5)  # both the zero image
+        noisy = torch.randn(2, 4, 4, 8, 8)
+        out = base(noisy, torch.tensor([5, 800]), cond)
+        assert out.shape == noisy.shape and torch.isfinite(out).all()
+        assert base.first_stage.decode(cond.first_latent).shape == (2, 1, 3, 16, 16)
+
+
+def test_missing_dynamicrafter_checkpoint_is_named(tmp_path):
+    from asva.models.paper_model import load_dynamicrafter_base
+
+    with pytest.raises(DataError, match="model.base_checkpoint"):
+        load_dynamicrafter_base("256", None)
+    with pytest.raises(DataError, match=r"model\.ckpt"):
+        load_dynamicrafter_base("256", str(tmp_path / "model.ckpt"))

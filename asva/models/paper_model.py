@@ -120,3 +120,135 @@ def parameter_counts(spec: PaperModelSpec) -> dict[str, int]:
         "unet": frozen["unet"],
         "total": sum(frozen.values()) + trainable,
     }
+
+
+class OpenCLIPText(nn.Module):
+    """lvdm FrozenOpenCLIPEmbedder(layer="penultimate"): [B, 77, width] tokens from the second-to-last block."""
+
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        self.model = clip
+
+    def forward(self, captions: list[str]) -> torch.Tensor:
+        import open_clip
+
+        device = self.model.token_embedding.weight.device
+        tokens = open_clip.tokenize(captions).to(device)
+        x = self.model.token_embedding(tokens) + self.model.positional_embedding
+        for block in self.model.transformer.resblocks[:-1]:
+            x = block(x, attn_mask=self.model.attn_mask)
+        return self.model.ln_final(x)
+
+
+class OpenCLIPImage(nn.Module):
+    """lvdm FrozenOpenCLIPImageEmbedderV2: every token of the vision transformer (no ln_post, no proj)."""
+
+    mean = (0.48145466, 0.4578275, 0.40821073)
+    std = (0.26862954, 0.26130258, 0.27577711)
+
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        self.model = clip
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, 3, H, W] in [-1, 1] -> [B, 1 + patches, width]."""
+        from torch.nn import functional as F
+
+        visual = self.model.visual
+        size = visual.image_size if isinstance(visual.image_size, tuple) else (visual.image_size,) * 2
+        x = F.interpolate(images, size=size, mode="bicubic", align_corners=True, antialias=True)
+        x = (x + 1.0) / 2.0
+        mean = torch.tensor(self.mean, device=x.device)[:, None, None]
+        std = torch.tensor(self.std, device=x.device)[:, None, None]
+        return visual.transformer(visual._embeds((x - mean) / std))
+
+
+class LatentCodec(nn.Module):
+    """The VAE as the first stage of the video model: frames <-> scaled latents, frame by frame."""
+
+    def __init__(self, vae: nn.Module, scale: float):
+        super().__init__()
+        self.vae = vae
+        self.scale = scale
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, T, 3, H, W] in [-1, 1] -> [B, 4, T, H/8, W/8] (the posterior's mode, as lvdm)."""
+        batch = frames.shape[0]
+        latents = self.vae.encode(frames.flatten(0, 1)).latent_dist.mode() * self.scale
+        return latents.unflatten(0, (batch, -1)).transpose(1, 2)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """[B, 4, T, h, w] -> [B, T, 3, H, W] in [-1, 1]."""
+        batch = latents.shape[0]
+        frames = self.vae.decode(latents.transpose(1, 2).flatten(0, 1) / self.scale).sample
+        return frames.unflatten(0, (batch, -1))
+
+
+class DynamiCrafterBase(nn.Module):
+    """DynamiCrafter's image-to-video model with the ImageToVideoBase interface (conditions, forward).
+
+    Conditioning as lvdm's LatentVisualDiffusion (conditioning_key "hybrid"): the first frame's
+    latent is concatenated to every noisy frame; cross-attention sees the 77 text tokens followed by
+    the Resampler's image tokens. A dropped text is the empty caption (uncond_type "empty_seq"); a
+    dropped image is the image encoder's tokens of an all-zero image, as lvdm's sampler builds them.
+    """
+
+    def __init__(self, unet: DynamiCrafterUNet, first_stage: LatentCodec, text: OpenCLIPText, image: OpenCLIPImage,
+                 image_proj: Resampler, frame_stride: int):
+        super().__init__()
+        self.unet = unet
+        self.first_stage = first_stage
+        self.text_encoder = text
+        self.image_encoder = image
+        self.image_proj = image_proj
+        self.frame_stride = frame_stride
+
+    def encode_video(self, frames_uint8: torch.Tensor) -> torch.Tensor:
+        from asva.models.first_stage import frames_to_unit
+
+        return self.first_stage.encode(frames_to_unit(frames_uint8))
+
+    def conditions(self, frames_uint8: torch.Tensor, captions: list[str], drop_image: torch.Tensor, drop_text: torch.Tensor):
+        from asva.models.asva_model import Conditions
+        from asva.models.first_stage import frames_to_unit
+
+        first = frames_to_unit(frames_uint8[:, :1])
+        first_latent = self.first_stage.encode(first)
+        text = self.text_encoder(["" if drop else caption for caption, drop in zip(captions, drop_text.tolist())])
+        image_input = first[:, 0] * (~drop_image).to(first.dtype)[:, None, None, None]
+        image = self.image_proj(self.image_encoder(image_input))
+        return Conditions(first_latent=first_latent, context=torch.cat([text, image], dim=1))
+
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, cond) -> torch.Tensor:
+        x = torch.cat([noisy, cond.first_latent.expand_as(noisy)], dim=1)
+        fs = torch.full((noisy.shape[0],), self.frame_stride, dtype=torch.long, device=noisy.device)
+        return self.unet(x, timesteps, cond.context, fs=fs, audio=cond.audio)
+
+
+def load_dynamicrafter_base(variant: str, checkpoint: str | None, frame_stride: int | None = None) -> DynamiCrafterBase:
+    """The frozen DynamiCrafter base from its official model.ckpt (every part loaded strictly)."""
+    from asva.errors import DataError
+    from asva.models.checkpoints import load_parts, read_lightning_state
+
+    if not checkpoint:
+        raise DataError("model.base_checkpoint: the paper model needs DynamiCrafter's official model.ckpt (nothing is downloaded)")
+    state = read_lightning_state(checkpoint)  # a missing or wrong file fails before 2B parameters are built
+    settings = VARIANTS[variant]
+    text, image = open_clip_text_and_image()
+    parts = {
+        "unet": DynamiCrafterUNet(settings["unet"]),
+        "first_stage_model": sd_vae(),
+        "cond_stage_model": text,
+        "embedder": image,
+        "image_proj_model": Resampler(ResamplerSpec()),
+    }
+    load_parts(state, parts)
+    base = DynamiCrafterBase(
+        parts["unet"],
+        LatentCodec(parts["first_stage_model"], settings["latent_scale"]),
+        OpenCLIPText(text),
+        OpenCLIPImage(image),
+        parts["image_proj_model"],
+        frame_stride if frame_stride is not None else settings["unet"].default_fs,
+    )
+    return base.requires_grad_(False).eval()
