@@ -1,9 +1,12 @@
-"""Datasets in the AVSync15 release layout, decoded once into tensors.
+"""Datasets in the AVSync15 release layout (AVSync48 uses it too) and VGGSound, decoded once.
 
     <root>/classes.txt              one class name per line
     <root>/train.txt, test.txt      one `<class>/<id>.mp4` per line (paths under videos/)
-    <root>/videos/<class>/<id>.mp4  video with its audio track
+    <root>/videos/<class>/<id>.mp4  video with its audio track (or a <id>.wav beside it)
     <root>/manifest.csv             optional: event times (the synthetic benchmark writes it)
+
+VGGSound: a CSV of (youtube id, start second, label, split) and a folder of clips (`load_vggsound`).
+Training clips start at a uniformly drawn time of their video (docs/datasets.md).
 
 Decoding is the slow part, so a split is decoded once and cached as a tensor file keyed by the
 folder, the split and the decoding settings. A file that cannot be decoded is skipped, named in a
