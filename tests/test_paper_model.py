@@ -376,3 +376,44 @@ def test_missing_dynamicrafter_checkpoint_is_named(tmp_path):
         load_dynamicrafter_base("256", None)
     with pytest.raises(DataError, match=r"model\.ckpt"):
         load_dynamicrafter_base("256", str(tmp_path / "model.ckpt"))
+
+
+def test_the_whole_official_model_ckpt_loads_strictly_on_meta():
+    """Every entry of model.ckpt: UNet and Resampler (committed listing), the lvdm VAE (hand-written
+    listing), the two OpenCLIP halves (open-clip-torch's own ViT-H-14 layout) and schedule buffers."""
+    import open_clip
+
+    from asva.models.paper_model import sd_vae
+
+    listing = dict(committed_listing("256"))
+    listing.update({f"first_stage_model.{k}": v for k, v in dynamicrafter_listing.first_stage_keys().items()})
+    clip = open_clip.create_model("ViT-H-14", pretrained=None, device="meta")
+    for key, value in clip.state_dict().items():
+        if not key.startswith("visual."):
+            listing[f"cond_stage_model.model.{key}"] = list(value.shape)
+        if not key.startswith("transformer."):
+            listing[f"embedder.model.{key}"] = list(value.shape)
+    state = random_state(listing, "meta")
+    state.update({name: torch.empty(1000, device="meta") for name in ("betas", "alphas_cumprod", "posterior_mean_coef1")})
+    with torch.device("meta"):
+        text = open_clip.create_model("ViT-H-14", pretrained=None, device="meta")
+        image = open_clip.create_model("ViT-H-14", pretrained=None, device="meta")
+        del text.visual
+        del image.transformer
+        parts = {
+            "unet": DynamiCrafterUNet(VARIANTS["256"]["unet"]),
+            "first_stage_model": sd_vae(),
+            "cond_stage_model": text,
+            "embedder": image,
+            "image_proj_model": Resampler(ResamplerSpec()),
+        }
+    load_parts(state, parts)
+    vae_weights = sum(math.prod(v) for k, v in listing.items() if k.startswith("first_stage_model."))
+    assert vae_weights == sum(p.numel() for p in parts["first_stage_model"].parameters())
+    vae_state = {k: v for k, v in state.items() if k.startswith("first_stage_model.")}
+    missing = dict(vae_state)
+    del missing["first_stage_model.decoder.mid.attn_1.q.weight"]
+    renamed = {k.replace("encoder.down.1.block.0.nin_shortcut", "encoder.down.1.block.0.skip"): v for k, v in vae_state.items()}
+    for broken in (missing, renamed):
+        with pytest.raises(DataError, match="first_stage_model"):
+            load_parts(broken, {"first_stage_model": parts["first_stage_model"]})

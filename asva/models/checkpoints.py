@@ -85,7 +85,14 @@ def read_lightning_state(path: str | Path) -> dict[str, torch.Tensor]:
 def vae_state(first_stage: dict[str, torch.Tensor], vae: nn.Module) -> dict[str, torch.Tensor]:
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
-    return convert_ldm_vae_checkpoint(first_stage, dict(vae.config))
+    converted = convert_ldm_vae_checkpoint(first_stage, dict(vae.config))
+    # The conversion maps keys one to one and skips what it does not know: count, so nothing is dropped.
+    if len(converted) != len(first_stage):
+        raise DataError(
+            f"DynamiCrafter checkpoint, part 'first_stage_model': {len(first_stage) - len(converted)} keys of the "
+            "lvdm autoencoder have no diffusers counterpart (renamed or unexpected keys)"
+        )
+    return converted
 
 
 def load_parts(state: dict[str, torch.Tensor], modules: dict[str, nn.Module]) -> None:

@@ -163,6 +163,60 @@ def resampler_keys(p: dict) -> dict[str, list[int]]:
     return keys
 
 
+# first_stage_config.params.ddconfig (identical in both configs): lvdm/models/autoencoder.py AutoencoderKL
+# with lvdm/modules/networks/ae_modules.py Encoder / Decoder (mid-block attention, no temb).
+VAE = dict(embed_dim=4, z_channels=4, in_channels=3, out_ch=3, ch=128, ch_mult=[1, 2, 4, 4], num_res_blocks=2)
+
+
+def _ae_resnet(keys, name, cin, cout):
+    _norm(keys, f"{name}.norm1", cin)
+    _conv(keys, f"{name}.conv1", cout, cin, [3, 3])
+    _norm(keys, f"{name}.norm2", cout)
+    _conv(keys, f"{name}.conv2", cout, cout, [3, 3])
+    if cin != cout:
+        _conv(keys, f"{name}.nin_shortcut", cout, cin, [1, 1])
+
+
+def _ae_mid(keys, name, ch):
+    _ae_resnet(keys, f"{name}.block_1", ch, ch)
+    _norm(keys, f"{name}.attn_1.norm", ch)
+    for conv in ("q", "k", "v", "proj_out"):
+        _conv(keys, f"{name}.attn_1.{conv}", ch, ch, [1, 1])
+    _ae_resnet(keys, f"{name}.block_2", ch, ch)
+
+
+def first_stage_keys(p: dict = VAE) -> dict[str, list[int]]:
+    keys: dict[str, list[int]] = {}
+    ch, mult, blocks = p["ch"], p["ch_mult"], p["num_res_blocks"]
+    _conv(keys, "encoder.conv_in", ch, p["in_channels"], [3, 3])
+    in_mult = [1, *mult]
+    for level in range(len(mult)):
+        block_in, block_out = ch * in_mult[level], ch * mult[level]
+        for j in range(blocks):
+            _ae_resnet(keys, f"encoder.down.{level}.block.{j}", block_in, block_out)
+            block_in = block_out
+        if level != len(mult) - 1:
+            _conv(keys, f"encoder.down.{level}.downsample.conv", block_in, block_in, [3, 3])
+    _ae_mid(keys, "encoder.mid", block_in)
+    _norm(keys, "encoder.norm_out", block_in)
+    _conv(keys, "encoder.conv_out", 2 * p["z_channels"], block_in, [3, 3])
+    block_in = ch * mult[-1]
+    _conv(keys, "decoder.conv_in", block_in, p["z_channels"], [3, 3])
+    _ae_mid(keys, "decoder.mid", block_in)
+    for level in reversed(range(len(mult))):  # self.up.insert(0, ...): index = level
+        block_out = ch * mult[level]
+        for j in range(blocks + 1):
+            _ae_resnet(keys, f"decoder.up.{level}.block.{j}", block_in, block_out)
+            block_in = block_out
+        if level != 0:
+            _conv(keys, f"decoder.up.{level}.upsample.conv", block_in, block_in, [3, 3])
+    _norm(keys, "decoder.norm_out", block_in)
+    _conv(keys, "decoder.conv_out", p["out_ch"], block_in, [3, 3])
+    _conv(keys, "quant_conv", 2 * p["embed_dim"], 2 * p["z_channels"], [1, 1])
+    _conv(keys, "post_quant_conv", p["z_channels"], p["embed_dim"], [1, 1])
+    return keys
+
+
 def checkpoint_listing(unet: dict, resampler: dict = RESAMPLER) -> dict[str, list[int]]:
     """The `model.diffusion_model.*` and `image_proj_model.*` entries of model.ckpt's state_dict."""
     listing = {f"model.diffusion_model.{k}": v for k, v in unet_keys(unet).items()}
