@@ -329,7 +329,7 @@ def _tiny_clip():
     )
 
 
-def test_dynamicrafter_base_conditions_and_denoises_at_tiny_width():
+def _tiny_base():
     from diffusers import AutoencoderKL
 
     from asva.models.paper_model import DynamiCrafterBase, LatentCodec, OpenCLIPImage, OpenCLIPText
@@ -350,8 +350,11 @@ def test_dynamicrafter_base_conditions_and_denoises_at_tiny_width():
     unet = DynamiCrafterUNet(TINY_UNET_SPEC).eval()
     load_parts(random_state(dynamicrafter_listing.checkpoint_listing(TINY_UNET, TINY_RESAMPLER)), {"unet": unet})
     resampler = Resampler(ResamplerSpec(**{**TINY_RESAMPLER, "embedding_dim": 32})).eval()
-    base = DynamiCrafterBase(unet, LatentCodec(vae, 0.18215), OpenCLIPText(text_clip), OpenCLIPImage(image_clip), resampler, 3).eval()
+    return DynamiCrafterBase(unet, LatentCodec(vae, 0.18215), OpenCLIPText(text_clip), OpenCLIPImage(image_clip), resampler, 3).eval()
 
+
+def test_dynamicrafter_base_conditions_and_denoises_at_tiny_width():
+    base = _tiny_base()
     frames = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8)
     keep = torch.zeros(2, dtype=torch.bool)
     with torch.no_grad():
@@ -417,3 +420,36 @@ def test_the_whole_official_model_ckpt_loads_strictly_on_meta():
     for broken in (missing, renamed):
         with pytest.raises(DataError, match="first_stage_model"):
             load_parts(broken, {"first_stage_model": parts["first_stage_model"]})
+
+
+def test_imagebind_reads_the_projects_filterbank_exactly():
+    from asva.data.audio import fbank
+    from asva.models.imagebind import waveform_fbank
+
+    waveform = torch.randn(2, 32000) * 0.1
+    audio = ImageBindAudio(TrunkSpec(dim=16, blocks=2, heads=2, out_dim=8)).eval()
+    with torch.no_grad():
+        via_project = audio(fbank(waveform))
+        direct = audio.hidden_states(waveform_fbank(waveform))
+    torch.testing.assert_close(via_project[-1], direct[-1], rtol=1e-4, atol=1e-4)
+
+
+def test_asva_model_on_the_dynamicrafter_base_samples_at_tiny_width():
+    from asva.config.schema import DiffusionConfig, ModelConfig
+    from asva.data.audio import fbank
+    from asva.evaluation.sampling import sample
+    from asva.models.asva_model import ASVAModel
+
+    base = _tiny_base()
+    encoder = ImageBindAudio(TrunkSpec(dim=32, blocks=12, heads=4, out_dim=16)).eval()
+    model = ASVAModel(base, {"a": encoder}, [("a", 3), ("a", 11)], 1.5, 6, ModelConfig(context_dim=32, heads=4), fbank_frames=198)
+    assert len(model.audio_cross_attn) == 11
+    assert sorted(p.requires_grad for p in model.parameters()) == [False] * (
+        sum(1 for _ in model.parameters()) - len(model.adapter_parameters())
+    ) + [True] * len(model.adapter_parameters())
+    frames = torch.randint(0, 256, (1, 4, 16, 16, 3), dtype=torch.uint8)
+    features = model.encode_audio(fbank(torch.randn(1, 32000) * 0.1))
+    assert features.states[("a", 3)].shape == (1, 229, 32) and features.token_times.shape == (2 * 229,)
+    cfg = DiffusionConfig(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon", sampling_steps=2)
+    video = sample(model, frames, features, ["a drum"], cfg, torch.Generator().manual_seed(0))
+    assert video.shape == (1, 4, 16, 16, 3) and video.dtype == torch.uint8

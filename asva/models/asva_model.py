@@ -9,7 +9,8 @@ from torch import nn
 
 from asva.config.schema import ModelConfig
 from asva.data.audio import MEL_BINS
-from asva.models.adapters import ADAPTER_PREFIXES, AudioProjections, attach_audio_adapters
+from asva.models.adapters import ADAPTER_PREFIXES, AudioProjections, attach_audio_adapters, attach_dynamicrafter_audio_adapters
+from asva.models.dynamicrafter import DynamiCrafterUNet
 from asva.models.audio_encoders import TinyAudioEncoder
 from asva.models.conditioning import ConvImageEncoder, HashedTextEncoder
 from asva.models.first_stage import PCAPatchAutoencoder, frames_to_unit
@@ -91,7 +92,10 @@ class ASVAModel(nn.Module):
         self._fbank_frames = fbank_frames
         self._null_audio: AudioFeatures | None = None
         self.audio_projections = AudioProjections(taps, {n: e.dim for n, e in encoders.items()}, cfg.context_dim)
-        self.audio_cross_attn = attach_audio_adapters(base.unet, cfg.heads, cfg.context_dim)
+        if isinstance(base.unet, DynamiCrafterUNet):
+            self.audio_cross_attn = attach_dynamicrafter_audio_adapters(base.unet, cfg.context_dim)
+        else:
+            self.audio_cross_attn = attach_audio_adapters(base.unet, cfg.heads, cfg.context_dim)
 
     def train(self, mode: bool = True) -> "ASVAModel":
         """Only the adapters ever switch to training mode; the frozen parts stay in eval mode."""

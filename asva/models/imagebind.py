@@ -188,9 +188,16 @@ class ImageBindAudio(nn.Module):
         fbank = fbank[:, : self.target_frames]
         return ((fbank - FBANK_MEAN) / FBANK_STD).transpose(1, 2)[:, None]
 
-    def token_times(self) -> torch.Tensor:
+    def forward(self, project_fbank: torch.Tensor) -> list[torch.Tensor]:
+        """The ASVA encoder interface: the project's filterbank (`asva.data.audio.fbank`, ImageBind's own
+        front-end normalised as (x - mean) / (2 std)) -> the tokens after each block."""
+        from asva.data.audio import FBANK_MEAN as PROJECT_MEAN, FBANK_STD as PROJECT_STD
+
+        return self.hidden_states(project_fbank * (2 * PROJECT_STD) + PROJECT_MEAN)
+
+    def token_times(self, num_frames: int | None = None) -> torch.Tensor:
         """Seconds of every token: CLS first (given the clip's centre), then frequency-major patches,
-        each at the centre of the fbank frames it covers."""
+        each at the centre of the fbank frames it covers (fixed: the input is padded or cut to 204)."""
         freq, time = self.layout
         first_frame = torch.arange(time, dtype=torch.float64) * self.stride
         centre = (first_frame + (self.kernel - 1) / 2) * FRAME_SHIFT_S + FRAME_LENGTH_S / 2
