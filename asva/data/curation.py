@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import multiprocessing
 import os
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -381,7 +382,8 @@ def _run_pool(pending: Iterable[Video], cfg: CurationConfig, finish: Callable[[V
     """A bounded pool: at most 2 x workers videos in flight, so memory stays flat on any pool size."""
     queue = iter(pending)
     in_flight: set[Future] = set()
-    with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+    # spawn, not fork: a forked copy of a process running torch's thread pools can deadlock.
+    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         while True:
             while len(in_flight) < 2 * cfg.workers:
                 video = next(queue, None)
