@@ -17,6 +17,7 @@ import av
 import mlflow
 import numpy as np
 import pytest
+import torch
 
 from asva.config.schema import CurateConfig, CurationConfig, DataConfig, ExperimentConfig, SyntheticConfig
 from asva.data import curation
@@ -323,3 +324,23 @@ def test_pretraining_cache_keys_on_the_curation_choice():
     more_workers = ExperimentConfig(curation="auto")
     more_workers.curation_filters.workers = 8
     assert pretrain_key(more_workers, pool) == pretrain_key(auto, pool)
+
+
+def test_stage_one_trains_on_the_curated_clips_only(tmp_path):
+    from asva.training.pretrain import curated_pool
+
+    bench, data = small_benchmark(tmp_path)
+    pool = load_split(bench / "pool", "train", data, tmp_path / "cache")
+    truth = curation.ground_truth(bench / "pool")
+    cfg = ExperimentConfig(curation="none", data=data)
+    assert curated_pool(cfg, pool, tmp_path / "cache")[0] is pool
+    cfg = ExperimentConfig(curation="auto", data=data)
+    cfg.curation_filters.workers = 1
+    kept, rejected = curated_pool(cfg, pool, tmp_path / "cache")
+    assert 0 < len(kept) < len(pool)
+    assert set(kept.video_ids) | set(rejected) == set(pool.video_ids) and not set(kept.video_ids) & set(rejected)
+    assert all(truth[vid] not in {"scene_cut", "static", "violent_motion"} for vid in kept.video_ids)
+    index = pool.video_ids.index(kept.video_ids[0])
+    assert torch.equal(kept.frames[0], pool.frames[index])  # the pool's own decoded clip
+    again, _ = curated_pool(cfg, pool, tmp_path / "cache")  # cached: the journal has every video
+    assert again.video_ids == kept.video_ids
