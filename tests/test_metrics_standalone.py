@@ -1,0 +1,71 @@
+"""The classifier's training script and the stand-alone evaluation, end to end on a tiny benchmark."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from asva.config.schema import EvaluateConfig, ExperimentConfig, TrainSyncClassifierConfig
+from conftest import TINY_OVERRIDES
+
+
+def tiny(schema, workdir: Path, *extra: str):
+    config = OmegaConf.merge(
+        OmegaConf.structured(schema),
+        OmegaConf.from_dotlist([*(o for o in TINY_OVERRIDES if o.split(".")[0] in {f for f in asdict(schema())}), *extra]),
+        OmegaConf.from_dotlist([f"paths.cache_dir={workdir / 'cache'}", f"paths.runs_dir={workdir / 'runs'}"]),
+    )
+    return OmegaConf.to_object(config)
+
+
+def test_training_script_saves_a_classifier_and_logs_its_accuracy(session_store, workdir, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from asva.evaluation.sync_classifier import load_sync_classifier
+    from asva.evaluation.sync_training import run_sync_classifier_training
+
+    output = tmp_path / "sync.pt"
+    cfg = tiny(TrainSyncClassifierConfig, workdir, "classifier.steps=3", f"output={output}", "classifier.video_widths=[8]", "classifier.audio_widths=[8]")
+    metrics = run_sync_classifier_training(cfg)
+    assert 0.0 <= metrics["sync_test_accuracy"] <= 1.0 and metrics["sync_chance"] == pytest.approx(0.2)
+    _, payload = load_sync_classifier(output)
+    assert payload["dataset"] == "synthetic" and len(payload["losses"]) == 3
+    runs = MlflowClient(session_store).search_runs(
+        [MlflowClient(session_store).get_experiment_by_name("sync_classifier").experiment_id], "tags.`asva.role` = 'sync_classifier'"
+    )
+    assert runs and runs[0].data.metrics["sync_test_accuracy"] == pytest.approx(metrics["sync_test_accuracy"])
+
+
+@pytest.mark.slow
+def test_evaluate_a_job_run_logs_every_metric_and_reuses_generated_clips(session_store, workdir):
+    from mlflow.tracking import MlflowClient
+
+    from asva.evaluation.standalone import run_evaluation
+    from asva.experiment import run_job
+
+    job = tiny(ExperimentConfig, workdir, "study=evaltest")
+    job_metrics = run_job(job)
+    assert job_metrics["relsync_embedded_ref_groundtruth"] == pytest.approx(100.0)
+    assert "relsync" not in job_metrics and "fvd" not in job_metrics
+    client = MlflowClient(session_store)
+    run = client.search_runs([client.get_experiment_by_name("evaltest").experiment_id], "tags.`asva.role` = 'job'")[0]
+
+    cfg = tiny(EvaluateConfig, workdir, f"run_id={run.info.run_id}")
+    first = run_evaluation(cfg)
+    generated = list((workdir / "cache" / "generated").glob("*.pt"))
+    assert len(generated) == 1
+    stamp = generated[0].stat().st_mtime_ns
+    second = run_evaluation(cfg)
+    assert generated[0].stat().st_mtime_ns == stamp  # not sampled again
+    assert first == pytest.approx(second)
+    for name in ("fvd_embedded", "ia_embedded", "it_embedded", "relsync_embedded", "alignsync_embedded", "alignsync_embedded_ref_static"):
+        assert name in first
+    logged = client.get_run(run.info.run_id).data.metrics
+    assert logged["relsync_embedded"] == pytest.approx(first["relsync_embedded"])
+    artifact = client.download_artifacts(run.info.run_id, "evaluation_per_class.json")
+    rows = json.loads(Path(artifact).read_text())
+    assert {row["metric"] for row in rows} >= {"relsync_embedded", "ia_embedded"}
