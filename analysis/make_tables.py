@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No job runs (tag {ROLE_TAG}={ROLE_JOB}){where} in {tracking_uri()}: nothing to tabulate.")
         return 0
     built: dict[str, tables.Table | None] = {}
+    drawing = bool({"png", "pdf"} & set(args.format))  # figures take longer than tables: only when asked
     for name in progress(args.only, desc="building tables", unit="table"):
         if name == BUDGET:
             table3 = built["table3"] if "table3" in built else tables.build_table(job_runs, "table3")
@@ -74,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
             if result is None:
                 print(f"{BUDGET}: no metric with both paradigms at a numeric K in Table 3, skipped.")
                 continue
-            output, figure = result, budget.plot_budget(result)
+            output, figure = result, budget.plot_budget(result) if drawing else None
         else:
             table = built[name] = tables.build_table(job_runs, name)
             if table is None:
                 print(tables.skip_message(job_runs, name))
                 continue
-            output, figure = table, plots.plot_table(table)
+            output, figure = table, plots.plot_table(table) if drawing else None
         print(output.to_markdown())
         written = outputs.write_outputs(output, figure, args.out, args.format)
         print(f"wrote {', '.join(str(path) for path in written)}\n")

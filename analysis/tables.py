@@ -338,35 +338,34 @@ def _records(finished: pd.DataFrame, spec: TableSpec, group_columns: list[str], 
 GAIN_STATS = ("gain", "gain_p", "gain_ci_low", "gain_ci_high", "gain_pairs")
 
 
-def _seed_means(runs: pd.DataFrame, metric: str) -> pd.Series:
-    return runs.groupby("seed")[metric].mean()
-
-
 def _add_gain(numeric: pd.DataFrame, finished: pd.DataFrame, spec: TableSpec, group_columns: list[str], metrics: list[str]) -> None:
     """Per treated row and metric: the gain mean(treated) - mean(baseline) over the row with the
     same other keys, and its paired test over the seeds both rows have (`<metric>_gain*`)."""
     assert spec.gain is not None
     gain = spec.gain
     columns = [*group_columns, *spec.keys]
-    runs_of = dict(iter(finished.groupby(columns)))
+    seed_means = {key: runs.groupby("seed")[metrics].mean() for key, runs in finished.groupby(columns)}
     model = numeric[numeric["reference"] == ""]
     rows = {tuple(row[columns]): row for _, row in model.iterrows()}
-    for metric in metrics:
-        for stat in GAIN_STATS:
-            numeric[f"{metric}_{stat}"] = math.nan
     position = columns.index(gain.param)
+    results: dict[str, list[float]] = {f"{metric}_{stat}": [] for metric in metrics for stat in GAIN_STATS}
+    annotated = []
     for index, row in model[model[gain.param] == gain.treated].iterrows():
         key = tuple(row[columns])
         baseline_key = (*key[:position], gain.baseline, *key[position + 1 :])
         base = rows.get(baseline_key)
         if base is None:
             continue
+        annotated.append(index)
+        paired = seed_means[key].join(seed_means[baseline_key], how="inner", rsuffix="\0baseline")
         for metric in metrics:
-            paired = pd.concat([_seed_means(runs_of[key], metric), _seed_means(runs_of[baseline_key], metric)], axis=1, join="inner").dropna()
-            test: PairedGain = paired_gain(paired.iloc[:, 0].to_numpy(), paired.iloc[:, 1].to_numpy()) if len(paired) else UNTESTED
-            numeric.loc[index, [f"{metric}_{stat}" for stat in GAIN_STATS]] = [
-                row[f"{metric}_mean"] - base[f"{metric}_mean"], test.p_value, test.ci_low, test.ci_high, test.pairs,
-            ]  # fmt: skip
+            both = paired[[metric, f"{metric}\0baseline"]].dropna()
+            test: PairedGain = paired_gain(both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy()) if len(both) else UNTESTED
+            values = (row[f"{metric}_mean"] - base[f"{metric}_mean"], test.p_value, test.ci_low, test.ci_high, test.pairs)
+            for stat, value in zip(GAIN_STATS, values):
+                results[f"{metric}_{stat}"].append(value)
+    for column, values in results.items():
+        numeric[column] = pd.Series(values, index=annotated, dtype=float)
 
 
 def gain_mark(p_value: float, pairs: float) -> str:
@@ -412,8 +411,8 @@ def model_labels(finished: pd.DataFrame) -> pd.Series:
     varying = [p for p in MODEL_PARAMS if p in finished and finished[p].nunique(dropna=False) > 1]
     if not varying:
         return names
-    details = finished[varying].astype(str).apply(lambda values: ", ".join(f"{MODEL_PARAMS[p]}={v}" for p, v in values.items()), axis=1)
-    return names + " (" + details + ")"
+    details = [f"{MODEL_PARAMS[p]}=" + finished[p].astype(str) for p in varying]
+    return names + " (" + pd.concat(details, axis=1).agg(", ".join, axis=1) + ")"
 
 
 def build_table(runs: pd.DataFrame, name: str) -> Table | None:

@@ -23,11 +23,13 @@ LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's d
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """INFO log lines on stderr for entry points that are not Hydra apps (Hydra configures its
-    own): without a handler, Python drops INFO records, and with them every progress line off a
-    terminal. Does nothing when logging is already configured (Hydra, pytest, a notebook's host)."""
+    """The project's INFO log lines on stderr for entry points that are not Hydra apps (Hydra
+    configures its own): without a handler, Python drops INFO records, and with them every
+    progress line off a terminal. Other libraries stay at WARNING (matplotlib chats at INFO).
+    Does nothing when logging is already configured (Hydra, pytest, a notebook's host)."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
+        logging.getLogger("asva").setLevel(level)
 
 
 def attached_to_terminal() -> bool:
