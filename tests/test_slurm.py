@@ -140,8 +140,7 @@ def test_requeued_and_preempted_job_continues_its_run_and_weights(tmp_path, slur
 
     states = slurm.command("sacct", "-n", "-P", "-D", "-X", "-o", "State", "-j", job).split()
     assert states.count("REQUEUED") == 2 and states[-1] == "COMPLETED", states
-    [log] = (tmp_path / "multirun" / ".submitit").glob(f"{job}/*_log.err")
-    text = log.read_text()
+    text = "".join(log.read_text() for log in (tmp_path / "multirun" / ".submitit").glob(f"{job}/*_log.*"))
     assert "this job is preempted" in text  # submitit's USR2 handler ran
     assert text.count("resuming MLflow run") == 2
 
