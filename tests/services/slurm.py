@@ -77,6 +77,13 @@ class SlurmCluster:
         return sorted((self.root / "log").glob("*.log"))
 
 
+def node_memory_mb() -> int:
+    """What the node offers jobs: 4 GB, or less on a smaller machine (slurmd refuses to overstate it)."""
+    with open("/proc/meminfo") as meminfo:
+        total_kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
+    return min(4096, total_kb // 1024 - 256)
+
+
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -118,7 +125,7 @@ AccountingStorageHost=127.0.0.1
 AccountingStoragePort={ports['slurmdbd']}
 AccountingStoragePass={root / 'run' / 'munge.socket'}
 PlugStackConfig={root / 'etc' / 'plugstack.conf'}
-NodeName={cluster.node} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory=4096 State=UNKNOWN
+NodeName={cluster.node} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={node_memory_mb()} State=UNKNOWN
 PartitionName={cluster.partition} Nodes={cluster.node} Default=YES MaxTime=INFINITE State=UP
 """,
     )
