@@ -35,7 +35,7 @@ from asva.errors import ConfigError, DataError
 from asva.evaluation.evaluate import evaluate
 from asva.models.asva_model import ASVAModel
 from asva.tracking.runs import RunLogger, client, config_hash, experiment_id, flatten
-from asva.tracking.store import ROLE_JOB, ROLE_PRETRAIN, ROLE_TAG
+from asva.tracking.store import BOOKKEEPING_METRICS, ROLE_JOB, ROLE_PRETRAIN, ROLE_TAG
 from asva.training.adapters import train_adapter_stage
 from asva.training.checkpoint import write_text_atomic
 from asva.training.loop import read_checkpoint_metadata
@@ -156,7 +156,7 @@ def run_job(cfg: ExperimentConfig, parent_run_id: str | None = None) -> dict[str
     done = finished_run(cfg.study, digest)
     if done is not None:
         log.info("config %s already finished in MLflow run %s: not trained again", digest, done.info.run_id)
-        return {key: value for key, value in done.data.metrics.items() if key != "train_loss"}
+        return {key: value for key, value in done.data.metrics.items() if key not in BOOKKEEPING_METRICS}
     run_dir = Path(cfg.paths.runs_dir) / cfg.study / digest
     if not world.is_main:
         _train_and_evaluate(cfg, root, k, None, run_dir)
@@ -236,7 +236,7 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
         losses = train_adapter_stage(
             model,
             subset,
-            model.encode_audio(subset.fbank),
+            model.encode_audio(subset.fbank, subset.audio, cfg.data.sample_rate),
             cfg.train.finetune,
             cfg.diffusion,
             cfg.seed,
