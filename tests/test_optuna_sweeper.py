@@ -142,6 +142,7 @@ def test_killed_trial_is_failed_by_its_heartbeat_and_retried(shared_cache, tmp_p
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == killed[0].params
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    assert trials[-1].params != killed[0].params  # the rerun's sampler did not replay the first one's draws
 
     # The retry has the killed job's configuration: it resumed the same MLflow run, now tagged with
     # the retry's trial number; the other trial got a run of its own.
@@ -149,3 +150,12 @@ def test_killed_trial_is_failed_by_its_heartbeat_and_retried(shared_cache, tmp_p
     assert len(parents) == 1 and len(jobs) == 2
     assert all(j.info.status == "FINISHED" for j in jobs)
     assert sorted(int(j.data.tags["asva.optuna_trial"]) for j in jobs) == sorted(t.number for t in trials if t.state == TrialState.COMPLETE)
+
+
+def test_trial_whose_job_fails_is_marked_failed_and_stops_the_search(tmp_path):
+    # Every window radius of this space is impossible: the job stops before any compute.
+    command = search_command(tmp_path, tmp_path / "cache", "bad", "window_radius=interval(-2.0, -1.0)", "hydra.sweeper.n_trials=2")
+    result = subprocess.run(command, cwd=tmp_path, env=search_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "error: window_radius: must be > 0" in result.stderr
+    assert [t.state for t in only_study(tmp_path).get_trials()] == [TrialState.FAIL]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -88,10 +89,13 @@ class Search:
         self.launcher = launcher
         self.sweeper = sweeper
 
-    def _sampler(self, distributions: dict) -> optuna.samplers.BaseSampler:
+    def _sampler(self, distributions: dict, trials_so_far: int) -> optuna.samplers.BaseSampler:
+        """A sampler seeded from `seed` and this sweeper's place in the study: a rerun, or another
+        SLURM job joining the study, must not replay the first sweeper's random draws."""
+        seed = int(stable_hash(self.seed, trials_so_far, os.environ.get("SLURM_JOB_ID", ""), length=8), 16)
         if self.sampler_name == "grid":
-            return optuna.samplers.GridSampler(space.grid(distributions), seed=self.seed)
-        return optuna.samplers.TPESampler(seed=self.seed)
+            return optuna.samplers.GridSampler(space.grid(distributions), seed=seed)
+        return optuna.samplers.TPESampler(seed=seed)
 
     def _trial_overrides(self, trial: optuna.Trial, fixed: list[str], study_name: str) -> list[str]:
         env = {
@@ -116,9 +120,8 @@ class Search:
             self.config.study, stable_hash(sorted((k, repr(d)) for k, d in distributions.items()), sorted(fixed), length=8)
         )
         storage = open_storage(self.storage_url, self.heartbeat_interval, self.grace_period, self.max_retry)
-        study = optuna.create_study(
-            study_name=study_name, storage=storage, sampler=self._sampler(distributions), direction=self.direction, load_if_exists=True
-        )
+        study = optuna.create_study(study_name=study_name, storage=storage, direction=self.direction, load_if_exists=True)
+        study.sampler = self._sampler(distributions, len(study.get_trials(deepcopy=False)))
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -142,27 +145,37 @@ class Search:
                 storage.record_heartbeat(trial._trial_id)
             batch = [self._trial_overrides(trial, fixed, study_name) for trial in trials]
             self.sweeper.validate_batch_is_legal(batch)
-            results = self.launcher.launch(batch, initial_job_idx=job_index)
+            try:
+                results = self.launcher.launch(batch, initial_job_idx=job_index)
+            except BaseException:  # a job exited the process (sys.exit) or the user interrupted
+                for trial in trials:
+                    if storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                        study.tell(trial, state=TrialState.FAIL)
+                raise
             job_index += len(batch)
-            for trial, result in zip(trials, results):
-                self._tell(study, trial, result)
+            errors = [self._tell(study, trial, result) for trial, result in zip(trials, results)]
             returns.append(results)
+            failed = [error for error in errors if error is not None]
+            if failed:  # every trial of the batch was told first: none is left running
+                raise failed[0]
 
         self._save_results(study, sweep_dir)
         return returns
 
-    def _tell(self, study: optuna.Study, trial: optuna.Trial, result: Any) -> None:
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, result: Any) -> BaseException | None:
+        """Record the trial's outcome; returns the job's error when it has no objective value."""
         try:
             metrics = result.return_value  # raises the job's exception when it failed
-        except BaseException:
+        except Exception as error:
             study.tell(trial, state=TrialState.FAIL)
-            raise
+            return error
         value = (metrics or {}).get(self.metric)
         if value is None:
             study.tell(trial, state=TrialState.FAIL)
-            raise RuntimeError(f"hydra.sweeper.metric: trial {trial.number}'s job returned no {self.metric!r} (got {sorted(metrics or {})})")
+            return RuntimeError(f"hydra.sweeper.metric: trial {trial.number}'s job returned no {self.metric!r} (got {sorted(metrics or {})})")
         study.tell(trial, float(value))
         log.info("trial %d: %s = %.4f with %s", trial.number, self.metric, value, trial.params)
+        return None
 
     def _save_results(self, study: optuna.Study, sweep_dir: Path) -> None:
         best = study.best_trial
