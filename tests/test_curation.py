@@ -30,7 +30,7 @@ from asva.data.synthetic import (
 from asva.errors import DataError
 from conftest import REPO, require_executables
 
-SIZE = 64
+SIZE = 32  # the embedded pool's frame size, where the filter thresholds were calibrated
 FPS = 6
 
 
@@ -86,7 +86,7 @@ def test_scene_cut_splits_into_segments_and_drops_short_ones(tmp_path):
 def test_violent_motion_and_still_pictures_are_dropped_by_flow(tmp_path):
     frames, audio = clip()
     stage, *_, reason = only_rejection(verdict_of(write(tmp_path / "shake.mp4", add_camera_shake(frames, np.random.default_rng(1)), audio)))
-    assert stage == "flow" and reason.startswith("sharp motion: median farneback flow")
+    assert stage == "flow" and reason.startswith("sharp motion: 75% of frame pairs") and "farneback" in reason
     still = np.repeat(frames[:1], len(frames), axis=0)
     stage, *_, reason = only_rejection(verdict_of(write(tmp_path / "still.mp4", still, audio)))
     assert stage == "flow" and reason.startswith("no motion")

@@ -75,8 +75,11 @@ class CurationConfig:
     raft_weights: Optional[str] = None
     raft_variant: str = "small"  # small | large: the architecture the weights belong to
     flow_pairs: int = 16  # frame pairs measured per segment (spread over it)
-    # Median flow in frame widths per second above which motion is overwhelmingly sharp.
-    max_flow: float = 0.25
+    # Sharp motion throughout: the flow_quantile of the per-pair flow (in frame widths per second)
+    # above max_flow, i.e. 75% of the frame pairs move faster. A shaking camera moves every pair;
+    # an object's own motion fills a few (embedded pool: shaking >= 0.33, clean clips <= 0.14).
+    max_flow: float = 0.3
+    flow_quantile: float = 0.25
     # Largest flow below which nothing moves at all (a still picture with sound); 0 disables.
     min_flow: float = 0.02
     # 4. On-screen text with Tesseract: largest share of the frame its words may cover.
@@ -117,6 +120,9 @@ class ModelConfig:
     name: str = "tiny"  # tiny: the embedded UNet (asva/models/tiny_unet.py); dynamicrafter: the paper's
     # DynamiCrafter configuration: "256" (eps) or "512" (v, zero-terminal SNR); dynamicrafter only.
     variant: str = "256"
+    # dynamicrafter only: "full" (the official checkpoints) or "tiny" (the same classes and key layout at
+    # test width, asva/models/paper_model.py PAPER_WIDTHS; for tests and CPU smoke runs).
+    paper_width: str = "full"
     channels: int = 32
     channel_mult: list[int] = field(default_factory=lambda: [1, 2])
     heads: int = 4

@@ -7,7 +7,7 @@ Filters, each switchable in `CurationConfig`, run per video in this order:
      shorter than `min_seconds` are dropped;
   3. flow: optical-flow magnitude per segment, OpenCV Farneback by default ("farneback" in the
      manifest) or torchvision RAFT when `raft_weights` names its weights ("raft_small"/"raft_large");
-     a segment whose median flow is overwhelmingly sharp (or that never moves) is dropped;
+     a segment whose flow is sharp in most frame pairs (or that never moves) is dropped;
   4. text: Tesseract OCR on a few frames per segment; a segment whose words cover more than
      `max_text_area` of the frame is dropped.
 Audio-visual misalignment passes every filter, as in the paper: no visual filter can see it.
@@ -192,9 +192,13 @@ def check_flow(frames: np.ndarray, times: np.ndarray, start: int, end: int, cfg:
     gaps = np.maximum(np.asarray([times[i + 1] - times[i] for i in firsts]), 1e-3)
     # Frame widths per second: the same motion reads the same at any resolution and frame rate.
     speed = pixels / frames.shape[2] / gaps
-    median, largest = float(np.median(speed)), float(speed.max())
-    if median > cfg.max_flow:
-        return f"sharp motion: median {flow_method(cfg)} flow {median:.3f} frame widths/s > {cfg.max_flow:g}"
+    typical, largest = float(np.quantile(speed, cfg.flow_quantile)), float(speed.max())
+    if typical > cfg.max_flow:
+        share = round(100 * (1 - cfg.flow_quantile))
+        return (
+            f"sharp motion: {share}% of frame pairs move faster than {typical:.3f} frame widths/s "
+            f"({flow_method(cfg)} flow) > {cfg.max_flow:g}"
+        )
     if largest < cfg.min_flow:
         return f"no motion: largest {flow_method(cfg)} flow {largest:.4f} frame widths/s < {cfg.min_flow:g}"
     return None
