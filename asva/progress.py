@@ -57,6 +57,7 @@ class LoggedProgress(Generic[Item]):
         self.log_every_seconds = log_every_seconds
         self.started = time.monotonic()
         self.last_logged = self.started
+        self.logged_count: float | None = None  # the count of the last line written
         self.postfix = ""
 
     def __iter__(self) -> Iterator[Item]:
@@ -84,15 +85,16 @@ class LoggedProgress(Generic[Item]):
             self._log(now)
 
     def close(self) -> None:
-        if self.n != self.initial or self.total == 0:
+        # The closing line, unless the last update wrote this very count (or a second close()).
+        if (self.n != self.initial or self.total == 0) and self.logged_count != self.n:
             self._log(time.monotonic())
-            self.initial = self.n  # a second close() logs nothing new
 
     def _log(self, now: float) -> None:
         line = tqdm.format_meter(
             self.n, self.total, now - self.started, prefix=self.desc, unit=self.unit, initial=self.initial
         )
         log.info(f"{line} {self.postfix}".rstrip())
+        self.logged_count = self.n
 
 
 def progress(

@@ -2,8 +2,9 @@
 
     python benchmarks/bench_make_tables.py [--runs 1000] [--store DIR]
 
-Logs --runs K-shot job runs (5 K x 2 paradigms x seeds, 8 metrics and the contract params each)
-into a fresh SQLite store (in /dev/shm when there is one; logging is not timed), then times:
+Logs --runs K-shot job runs (5 K x 2 paradigms x seeds) shaped like the jobs' runs: the contract
+params plus 126 flattened `cfg.*` params (a real job logs 137 params), 20 tags and 8 metrics, into a
+fresh SQLite store (in /dev/shm when there is one; logging is not timed), then times:
   load     runs.load_job_runs: one bulk mlflow.search_runs over all experiments
   tables   every table and the budget curve from the loaded frame (statistics included)
   total    analysis/make_tables.py's main() writing markdown, CSV and LaTeX (no figures)
@@ -34,6 +35,8 @@ from asva.progress import configure_logging, progress  # noqa: E402
 from asva.tracking.store import PARENT_TAG, ROLE_JOB, ROLE_SWEEP, ROLE_TAG, STUDY_TAG  # noqa: E402
 
 KS = ("1", "5", "10", "20", "90")
+CONFIG_PARAMS = {f"cfg.section{section}.key{key}": f"value{section * key}" for section in range(9) for key in range(14)}
+METADATA_TAGS = {f"asva.meta.field{index}": f"value{index}" for index in range(17)}
 METRICS = ("fvd_embedded", "ia_embedded", "it_embedded", "relsync_embedded", "alignsync_embedded", "relsync_embedded_openclass", "event_sync", "fd_pixel_synth")
 
 
@@ -44,10 +47,10 @@ def log_store(uri: str, artifacts: Path, count: int) -> None:
     generator = random.Random(0)
     for index in progress(range(count), desc="logging job runs", unit="run", log_every_seconds=10):
         k, pretrain, seed = KS[index % len(KS)], ("false", "true")[index // len(KS) % 2], index // (2 * len(KS))
-        tags = {STUDY_TAG: "kshot", ROLE_TAG: ROLE_JOB, PARENT_TAG: parent}
+        tags = {STUDY_TAG: "kshot", ROLE_TAG: ROLE_JOB, PARENT_TAG: parent} | METADATA_TAGS
         run = client.create_run(experiment, tags=tags)
         params = {"dataset": "synthetic", "fps": "6", "window_radius": "0.5", "audio_layers": "a:11", "k": k, "pretrain": pretrain}
-        params |= {"curation": "none", "finetune": "true", "seed": str(seed), "config_hash": f"h{index}", "cfg.model.name": "tiny"}
+        params |= {"curation": "none", "finetune": "true", "seed": str(seed), "config_hash": f"h{index}", "cfg.model.name": "tiny"} | CONFIG_PARAMS
         metrics = [Metric(name, generator.uniform(50, 100), 0, 0) for name in METRICS]
         client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()], tags=[RunTag(k, v) for k, v in tags.items()])
         client.set_terminated(run.info.run_id)

@@ -32,8 +32,8 @@ def test_off_a_terminal_every_update_past_the_interval_is_a_log_line(monkeypatch
     assert isinstance(counter, LoggedProgress)
     assert list(counter) == [0, 1, 2]
     lines = [record.getMessage() for record in caplog.records if record.name == "asva.progress"]
-    # One line per step, then one at the end: counts, percentages, rate and ETA from tqdm's format.
-    assert [line.split("|")[0] for line in lines] == ["sampling:  33%", "sampling:  67%", "sampling: 100%", "sampling: 100%"]
+    # One line per step, the last one not repeated at the end: counts, percentages, rate and ETA.
+    assert [line.split("|")[0] for line in lines] == ["sampling:  33%", "sampling:  67%", "sampling: 100%"]
     assert "1/3 [" in lines[0] and "batch/s]" in lines[0] and "<" in lines[0]  # elapsed<remaining
     assert "3/3" in lines[-1]
 
@@ -48,6 +48,8 @@ def test_off_a_terminal_lines_are_rate_limited_and_carry_the_postfix(monkeypatch
     lines = [record.getMessage() for record in caplog.records if record.name == "asva.progress"]
     assert len(lines) == 1  # the interval never passed: only the closing line
     assert lines[0].startswith("training: 100%") and "1000/1000" in lines[0] and lines[0].endswith("loss=0.1234")
+    counter.close()
+    assert len([record for record in caplog.records if record.name == "asva.progress"]) == 1  # closing twice adds nothing
     with pytest.raises(TypeError, match="wraps no iterable"):
         iter(progress(desc="x", total=1)).__next__()
 
@@ -66,7 +68,7 @@ def test_entry_points_that_configure_logging_print_the_lines_off_a_terminal() ->
 
     configured = run("configured")
     lines = [line for line in configured.splitlines() if "[asva.progress][INFO] - decoding:" in line]
-    assert len(lines) == 5 and "4/4" in lines[-1] and "clip/s]" in lines[-1]
+    assert len(lines) == 4 and "4/4" in lines[-1] and "clip/s]" in lines[-1]
     assert "\r" not in configured  # no bar redrawn in a log file
     # Without a handler Python drops INFO records: this is why entry points call configure_logging.
     assert "decoding" not in run("unconfigured")
