@@ -123,7 +123,9 @@ def test_killed_trial_is_failed_by_its_heartbeat_and_retried(shared_cache, tmp_p
     victim = subprocess.Popen(search_command(tmp_path, shared_cache, "killed", *beat), cwd=tmp_path, env=search_env(tmp_path),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600
-    while not job_runs(tmp_path)[0]:  # trial 0's job has opened its MLflow run: kill it mid-job
+    # Kill once trial 0's job has opened its MLflow run and logged its params (it has then recorded
+    # the run id where a rerun of the same configuration finds it): mid-job.
+    while not [j for j in job_runs(tmp_path)[0] if "config_hash" in j.data.params]:
         assert victim.poll() is None, "the search ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.2)
