@@ -80,6 +80,18 @@ def check_tracking(tracking: TrackingConfig) -> None:
         raise ConfigError(f"tracking.uri: the sqlite backend needs a sqlite:/// URI (or null), got {tracking.uri!r}")
 
 
+def validate_curation_filters(filters, key: str) -> None:
+    """The curation settings (asva/data/curation.py); `key` is where they sit in the config."""
+    if filters.workers < 1:
+        raise ConfigError(f"{key}.workers: must be >= 1, got {filters.workers}")
+    if filters.raft_variant not in ("small", "large"):
+        raise ConfigError(f"{key}.raft_variant: must be small or large, got {filters.raft_variant!r}")
+    if not 0 <= filters.flow_quantile <= 1:
+        raise ConfigError(f"{key}.flow_quantile: must be within [0, 1], got {filters.flow_quantile}")
+    for name in ("min_seconds", "flow_pairs", "text_frames", "analysis_side", "scene_threshold", "max_flow"):
+        _positive(f"{key}.{name}", getattr(filters, name))
+
+
 def validate(cfg: ExperimentConfig) -> None:
     """Raise ConfigError naming the first impossible value."""
     _positive("window_radius", cfg.window_radius)
@@ -98,6 +110,7 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError("finetune: with pretrain=false and finetune=false nothing would be trained")
     if cfg.curation not in KNOWN_CURATION:
         raise ConfigError(f"curation: must be one of {KNOWN_CURATION}, got {cfg.curation!r}")
+    validate_curation_filters(cfg.curation_filters, "curation_filters")
 
     if cfg.data.name not in KNOWN_DATASETS:
         raise ConfigError(f"data.name: must be one of {KNOWN_DATASETS}, got {cfg.data.name!r}")
@@ -140,6 +153,8 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"model.name: must be one of {KNOWN_MODELS}, got {cfg.model.name!r}")
     if cfg.model.variant not in KNOWN_VARIANTS:
         raise ConfigError(f"model.variant: must be one of {KNOWN_VARIANTS}, got {cfg.model.variant!r}")
+    if cfg.model.paper_width not in ("full", "tiny"):
+        raise ConfigError(f"model.paper_width: must be 'full' or 'tiny', got {cfg.model.paper_width!r}")
     if cfg.model.context_dim % cfg.model.heads:
         raise ConfigError(
             f"model.heads: {cfg.model.heads} does not divide model.context_dim={cfg.model.context_dim}"

@@ -48,7 +48,7 @@ def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int, 
     """Sample the test clips and score them; `train` (loaded when not given) trains the metric stand-ins."""
     if cfg.eval.max_test_clips is not None:
         test = test.subset(list(range(min(len(test), cfg.eval.max_test_clips))))
-    features = model.encode_audio(test.fbank)
+    features = model.encode_audio(test.fbank, test.audio, cfg.data.sample_rate)
     captions = [label.replace("_", " ") for label in test.labels]
     outputs: dict[bool, list[torch.Tensor]] = {True: [], False: []}
     batches = range(0, len(test), cfg.eval.batch_size)

@@ -101,7 +101,7 @@ def generated_clips(model: ASVAModel, clips: ClipSet, cfg: ExperimentConfig, mod
         if cached["clip_ids"] == clips.video_ids:
             log.info("generated clips from the cache: %s", path)
             return cached["frames"]
-    features = model.encode_audio(clips.fbank)
+    features = model.encode_audio(clips.fbank, clips.audio, cfg.data.sample_rate)
     captions = [label.replace("_", " ") for label in clips.labels]
     out = []
     for start in progress(range(0, len(clips), cfg.eval.batch_size), desc="sampling evaluation clips", unit="batch"):

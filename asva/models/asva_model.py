@@ -68,12 +68,15 @@ class ImageToVideoBase(nn.Module):
 
 
 class ASVAModel(nn.Module):
-    """Base + audio encoders (both frozen) + projections and audio cross-attentions (trainable)."""
+    """Base + audio encoders (both frozen) + projections and audio cross-attentions (trainable).
+
+    The base is the embedded ImageToVideoBase or the paper's DynamiCrafterBase (same interface); the
+    encoders are the stand-ins or ImageBind audio / BEATs."""
 
     def __init__(
         self,
-        base: ImageToVideoBase,
-        encoders: dict[str, TinyAudioEncoder],
+        base: nn.Module,
+        encoders: dict[str, nn.Module],
         taps: list[tuple[str, int]],
         window_radius: float,
         fps: int,
@@ -93,7 +96,7 @@ class ASVAModel(nn.Module):
         self._null_audio: AudioFeatures | None = None
         self.audio_projections = AudioProjections(taps, {n: e.dim for n, e in encoders.items()}, cfg.context_dim)
         if isinstance(base.unet, DynamiCrafterUNet):
-            self.audio_cross_attn = attach_dynamicrafter_audio_adapters(base.unet, cfg.context_dim)
+            self.audio_cross_attn = attach_dynamicrafter_audio_adapters(base.unet, cfg.context_dim, base.unet.spec.num_head_channels)
         else:
             self.audio_cross_attn = attach_audio_adapters(base.unet, cfg.heads, cfg.context_dim)
 
@@ -126,22 +129,49 @@ class ASVAModel(nn.Module):
             raise ValueError(f"adapter checkpoint does not match the model: {sorted(set(state) ^ expected)[:4]} ...")
         self.load_state_dict(state, strict=False)
 
+    def _needs_waveform(self, name: str) -> bool:
+        return getattr(self.encoders[name], "input_kind", "fbank") == "waveform_16k"
+
     @torch.no_grad()
-    def encode_audio(self, fbank: torch.Tensor, batch_size: int = 64) -> AudioFeatures:
-        """The tapped hidden states of the frozen encoders (computed once per clip and reused)."""
+    def encode_audio(
+        self, fbank: torch.Tensor, waveform: torch.Tensor | None = None, sample_rate: int = 16000, batch_size: int = 64
+    ) -> AudioFeatures:
+        """The tapped hidden states of the frozen encoders (computed once per clip and reused).
+
+        Each encoder gets its own input: the project's filterbank (`asva.data.audio.fbank`, which is
+        ImageBind's front-end; the stand-ins read it too), or for BEATs the waveform [N, S] at
+        `sample_rate`, resampled to 16 kHz, through BEATs' own front-end."""
         names = sorted({name for name, _ in self.taps})
+        if any(self._needs_waveform(name) for name in names):
+            if waveform is None:
+                raise ValueError("encode_audio: BEATs reads the waveform through its own front-end; pass waveform=clips.audio")
+            if sample_rate != 16000:
+                import torchaudio.functional as AF
+
+                waveform = AF.resample(waveform.float(), sample_rate, 16000)
         states: dict[tuple[str, int], list[torch.Tensor]] = {tap: [] for tap in self.taps}
         for start in range(0, fbank.shape[0], batch_size):
-            hidden = {name: self.encoders[name](fbank[start : start + batch_size]) for name in names}
+            rows = slice(start, start + batch_size)
+            hidden = {
+                name: self.encoders[name](waveform[rows] if self._needs_waveform(name) else fbank[rows]) for name in names
+            }
             for name, layer in self.taps:
                 states[(name, layer)].append(hidden[name][layer])
         times = torch.cat([self.encoders[name].token_times(fbank.shape[1]) for name, _ in self.taps])
         return AudioFeatures({tap: torch.cat(chunks) for tap, chunks in states.items()}, times)
 
+    @torch.no_grad()
     def null_audio(self, num_fbank_frames: int) -> AudioFeatures:
-        """Features of an all-zero filterbank: the null audio of classifier-free guidance (as AVSyncD)."""
+        """Features of an all-zero (normalised) filterbank: the null audio of classifier-free guidance
+        (as AVSyncD), for every encoder in its own input normalisation."""
         if self._null_audio is None:
-            self._null_audio = self.encode_audio(torch.zeros(1, num_fbank_frames, MEL_BINS))
+            zeros = torch.zeros(1, num_fbank_frames, MEL_BINS)
+            hidden = {
+                name: self.encoders[name].null_states(num_fbank_frames) if self._needs_waveform(name) else self.encoders[name](zeros)
+                for name in sorted({name for name, _ in self.taps})
+            }
+            times = torch.cat([self.encoders[name].token_times(num_fbank_frames) for name, _ in self.taps])
+            self._null_audio = AudioFeatures({(name, layer): hidden[name][layer] for name, layer in self.taps}, times)
         return self._null_audio
 
     def audio_context(self, features: AudioFeatures, drop_audio: torch.Tensor, num_frames: int) -> AudioContext:

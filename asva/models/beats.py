@@ -202,6 +202,18 @@ class BEATs(nn.Module):
         centre = (torch.arange(steps, dtype=torch.float64) * patch + (patch - 1) / 2) * FRAME_SHIFT_S + FRAME_LENGTH_S / 2
         return centre.repeat_interleave(bands)
 
+    # The ASVA encoder interface: BEATs reads the waveform through its own front-end (BEATs.preprocess:
+    # no DC removal, povey window, waveform x 2^15), which the project's ImageBind filterbank cannot give.
+    input_kind = "waveform_16k"
+
+    def forward(self, waveform: torch.Tensor) -> list[torch.Tensor]:
+        """[B, S] 16 kHz waveforms in [-1, 1] -> the tokens after every layer."""
+        return self.hidden_states(waveform_fbank(waveform))
+
+    def null_states(self, num_frames: int) -> list[torch.Tensor]:
+        """The null audio of guidance: an all-zero (normalised) filterbank, as for ImageBind."""
+        return self.hidden_states(torch.full((1, num_frames, 128), FBANK_MEAN, device=self.patch_embedding.weight.device))
+
     def hidden_states(self, fbank: torch.Tensor) -> list[torch.Tensor]:
         """Raw kaldi fbank [B, frames, 128] -> the tokens after every layer, [B, 96, 768] for 2 s."""
         x = ((fbank - FBANK_MEAN) / (2 * FBANK_STD))[:, None]

@@ -286,9 +286,18 @@ def read_imagebind(path: str | Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_imagebind_audio(path: str | Path) -> ImageBindAudio:
-    model = ImageBindAudio()
-    model.load_state_dict(imagebind_audio_state(read_imagebind(path)), strict=True)
+def load_imagebind_audio(path: str | Path, spec: TrunkSpec = AUDIO_HUGE) -> ImageBindAudio:
+    """The audio trunk, preprocessor, head and postprocessor of `imagebind_huge.pth`, strictly."""
+    from dataclasses import replace
+
+    state = imagebind_audio_state(read_imagebind(path))
+    if "head.2.weight" in state:  # the joint-space width is the file's (1024 for imagebind_huge)
+        spec = replace(spec, out_dim=state["head.2.weight"].shape[0])
+    model = ImageBindAudio(spec)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise DataError(f"ImageBind checkpoint {path} does not fit the audio trunk {spec}: {str(error)[:600]}") from None
     return model.eval()
 
 

@@ -50,30 +50,74 @@ class PaperModelSpec:
     taps: list[tuple[str, int]] = field(default_factory=lambda: [("a", 11)])
 
 
-def sd_vae():
+@dataclass(frozen=True)
+class PaperWidth:
+    """The widths of the frozen parts. "full" is the official model (the only one its checkpoints fit);
+    "tiny" is the same classes and key layout at test width (`model.paper_width=tiny`), so a whole job
+    on the paper model runs on a CPU in seconds from a tiny model.ckpt in the official layout."""
+
+    unet: dict = field(default_factory=dict)  # UNetSpec overrides of the variant's spec
+    resampler: ResamplerSpec = field(default_factory=ResamplerSpec)
+    vae_channels: tuple[int, ...] = (128, 256, 512, 512)
+    vae_layers: int = 2
+    clip: dict | None = None  # open_clip.model.CLIP arguments; None: OpenCLIP's ViT-H-14
+
+
+PAPER_WIDTHS = {
+    "full": PaperWidth(),
+    "tiny": PaperWidth(
+        unet=dict(model_channels=32, channel_mult=(1, 2), attention_resolutions=(2, 1), num_head_channels=16,
+                  context_dim=32, image_tokens_per_frame=2),
+        resampler=ResamplerSpec(dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=32, output_dim=32,
+                                ff_mult=2, video_length=4),
+        vae_channels=(32, 32),
+        vae_layers=1,
+        clip=dict(embed_dim=16, vision=dict(layers=2, width=32, head_width=16, patch_size=14, image_size=28),
+                  text=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=2)),
+    ),
+}
+
+
+def unet_spec(variant: str, width: str = "full") -> UNetSpec:
+    from dataclasses import replace
+
+    return replace(VARIANTS[variant]["unet"], **PAPER_WIDTHS[width].unet)
+
+
+def sd_vae(width: str = "full"):
     """Stable Diffusion's KL autoencoder (lvdm first_stage_config: ch 128, mult 1-2-4-4, z 4)."""
     from diffusers import AutoencoderKL
 
+    channels = PAPER_WIDTHS[width].vae_channels
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * len(channels),
+        up_block_types=("UpDecoderBlock2D",) * len(channels),
+        block_out_channels=channels,
+        layers_per_block=PAPER_WIDTHS[width].vae_layers,
         latent_channels=4,
         sample_size=256,
     )
 
 
-def open_clip_text_and_image() -> tuple[nn.Module, nn.Module]:
-    """(cond_stage_model.model, embedder.model): two ViT-H-14 CLIPs with the unused tower removed."""
+def _clip(width: str) -> nn.Module:
     import open_clip
+    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
-    device = torch.empty(0).device
-    text = open_clip.create_model(OPEN_CLIP_ARCH, pretrained=None, device=device)
+    settings = PAPER_WIDTHS[width].clip
+    if settings is None:
+        return open_clip.create_model(OPEN_CLIP_ARCH, pretrained=None, device=torch.empty(0).device)
+    return open_clip.model.CLIP(
+        embed_dim=settings["embed_dim"], vision_cfg=CLIPVisionCfg(**settings["vision"]), text_cfg=CLIPTextCfg(**settings["text"])
+    )
+
+
+def open_clip_text_and_image(width: str = "full") -> tuple[nn.Module, nn.Module]:
+    """(cond_stage_model.model, embedder.model): two ViT-H-14 CLIPs with the unused tower removed."""
+    text = _clip(width)
     del text.visual
-    image = open_clip.create_model(OPEN_CLIP_ARCH, pretrained=None, device=device)
+    image = _clip(width)
     del image.transformer
     return text, image
 
@@ -225,7 +269,9 @@ class DynamiCrafterBase(nn.Module):
         return self.unet(x, timesteps, cond.context, fs=fs, audio=cond.audio)
 
 
-def load_dynamicrafter_base(variant: str, checkpoint: str | None, frame_stride: int | None = None) -> DynamiCrafterBase:
+def load_dynamicrafter_base(
+    variant: str, checkpoint: str | None, frame_stride: int | None = None, width: str = "full"
+) -> DynamiCrafterBase:
     """The frozen DynamiCrafter base from its official model.ckpt (every part loaded strictly)."""
     from asva.errors import DataError
     from asva.models.checkpoints import load_parts, read_lightning_state
@@ -234,13 +280,13 @@ def load_dynamicrafter_base(variant: str, checkpoint: str | None, frame_stride: 
         raise DataError("model.base_checkpoint: the paper model needs DynamiCrafter's official model.ckpt (nothing is downloaded)")
     state = read_lightning_state(checkpoint)  # a missing or wrong file fails before 2B parameters are built
     settings = VARIANTS[variant]
-    text, image = open_clip_text_and_image()
+    text, image = open_clip_text_and_image(width)
     parts = {
-        "unet": DynamiCrafterUNet(settings["unet"]),
-        "first_stage_model": sd_vae(),
+        "unet": DynamiCrafterUNet(unet_spec(variant, width)),
+        "first_stage_model": sd_vae(width),
         "cond_stage_model": text,
         "embedder": image,
-        "image_proj_model": Resampler(ResamplerSpec()),
+        "image_proj_model": Resampler(PAPER_WIDTHS[width].resampler),
     }
     load_parts(state, parts)
     base = DynamiCrafterBase(

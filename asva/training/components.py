@@ -48,13 +48,36 @@ def _load_weights(path: str, what: str) -> dict:
     return load_checkpoint(Path(path))["weights"]
 
 
-def audio_encoder(name: str, cfg: AudioEncoderConfig, pool: ClipSet, cache_dir: Path, seed: int = 0) -> TinyAudioEncoder:
-    """Encoder `name` ("a" or "b"), trained once on the pool's audio with its pretext task."""
-    if not cfg.kind.startswith("tiny_"):
+def pretrained_audio_encoder(name: str, cfg: AudioEncoderConfig) -> torch.nn.Module:
+    """ImageBind audio or BEATs from the official file at `cfg.checkpoint`, loaded strictly and frozen."""
+    from asva.models.beats import load_beats
+    from asva.models.imagebind import TrunkSpec, load_imagebind_audio
+
+    field = f"audio.encoder_{name}.checkpoint"
+    expected = "imagebind_huge.pth" if cfg.kind == "imagebind" else "an official BEATs .pt (e.g. BEATs_iter3.pt)"
+    if not cfg.checkpoint:
+        raise DataError(f"{field}: audio.encoder_{name}.kind={cfg.kind} needs {expected} (nothing is downloaded)")
+    if not Path(cfg.checkpoint).is_file():
+        raise DataError(f"{field}: {cfg.checkpoint} does not exist (expected {expected})")
+    if cfg.kind == "imagebind":
+        # imagebind_huge's audio trunk: 768 wide, 12 blocks of 12 heads (64 channels each).
+        spec = TrunkSpec(dim=cfg.dim, blocks=cfg.num_layers, heads=max(1, cfg.dim // 64))
+        encoder = load_imagebind_audio(cfg.checkpoint, spec)
+    else:
+        encoder = load_beats(cfg.checkpoint)
+    if (encoder.dim, encoder.num_layers) != (cfg.dim, cfg.num_layers):
         raise ConfigError(
-            f"audio.encoder_{name}.kind={cfg.kind}: the training job runs the embedded encoders only; the real "
-            "ImageBind/BEATs encoders are built by asva.params and asva.models (docs/paper_model.md)"
+            f"audio.encoder_{name}: {cfg.checkpoint} holds {encoder.num_layers} layers of width {encoder.dim}; the config "
+            f"says num_layers={cfg.num_layers}, dim={cfg.dim}"
         )
+    return encoder.requires_grad_(False).eval()
+
+
+def audio_encoder(name: str, cfg: AudioEncoderConfig, pool: ClipSet | None, cache_dir: Path, seed: int = 0) -> torch.nn.Module:
+    """Encoder `name` ("a" or "b"): ImageBind / BEATs from their files, or the stand-in trained once
+    on the pool's audio with its pretext task."""
+    if not cfg.kind.startswith("tiny_"):
+        return pretrained_audio_encoder(name, cfg)
     encoder = TinyAudioEncoder(cfg.kind, cfg.num_layers, cfg.dim, cfg.token_seconds, num_classes=len(pool.classes))
     if cfg.checkpoint:
         encoder.load_state_dict(_load_weights(cfg.checkpoint, f"audio.encoder_{name}.checkpoint"))
@@ -91,14 +114,15 @@ def schedule_fields(cfg: DiffusionConfig) -> dict:
     }
 
 
-def base_model(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> ImageToVideoBase:
-    """The frozen image-to-video base, trained once on the pool as an image animation model."""
+def base_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path) -> torch.nn.Module:
+    """The frozen image-to-video base: DynamiCrafter from model.base_checkpoint (model=dynamicrafter_*),
+    or the embedded base, trained once on the pool as an image animation model."""
     model_cfg = cfg.model
-    if model_cfg.name != "tiny":
-        raise ConfigError(
-            f"model={model_cfg.name}: the training job runs the embedded model only; the paper model's parts, "
-            "checkpoint loading and parameter accounting are in asva.models (docs/paper_model.md)"
-        )
+    if model_cfg.name == "dynamicrafter":
+        # The paper's base: DynamiCrafter's official model.ckpt, every part loaded strictly, never trained.
+        from asva.models.paper_model import load_dynamicrafter_base
+
+        return load_dynamicrafter_base(model_cfg.variant, model_cfg.base_checkpoint, width=model_cfg.paper_width)
     base = ImageToVideoBase(model_cfg)
     if model_cfg.base_checkpoint:
         base.load_state_dict(_load_weights(model_cfg.base_checkpoint, "model.base_checkpoint"))

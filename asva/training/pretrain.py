@@ -72,7 +72,7 @@ def pretrained_adapters(
         losses = train_adapter_stage(
             model,
             kept,
-            model.encode_audio(kept.fbank),
+            model.encode_audio(kept.fbank, kept.audio, cfg.data.sample_rate),
             cfg.train.pretrain,
             cfg.diffusion,
             PRETRAIN_SEED,

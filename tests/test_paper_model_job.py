@@ -1,0 +1,208 @@
+"""A whole training job and generation on the paper model (DynamiCrafter + ImageBind + BEATs) at tiny width.
+
+The checkpoints are random tensors in the official layouts (model.ckpt, imagebind_huge.pth, a BEATs
+.pt), written from the listings under tests/checkpoint_layouts/, so the job takes exactly the path a
+user with the public checkpoints takes: `model=dynamicrafter_6fps` plus the three paths.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_OVERRIDES, path_overrides
+
+LAYOUTS = Path(__file__).parent / "checkpoint_layouts"
+sys.path.insert(0, str(LAYOUTS))
+import dynamicrafter_listing  # noqa: E402  (official layouts, written without asva)
+import encoder_listings  # noqa: E402
+
+# The test width of asva.models.paper_model.PAPER_WIDTHS["tiny"], in the official configs' terms.
+TINY_UNET = dict(
+    dynamicrafter_listing.UNET_256,
+    model_channels=32, channel_mult=[1, 2], attention_resolutions=[2, 1], num_head_channels=16, context_dim=32,
+)
+TINY_RESAMPLER = dict(dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=32, output_dim=32, ff_mult=2, video_length=4)
+TINY_VAE = dict(dynamicrafter_listing.VAE, ch=32, ch_mult=[1, 1], num_res_blocks=1)
+TINY_BEATS = dict(
+    encoder_listings.BEATS_ITER3_CFG, embed_dim=24, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
+    encoder_attention_heads=4, conv_pos=16, conv_pos_groups=4, num_buckets=32, max_distance=64,
+)
+IMAGEBIND_DIM = 64
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_state(listing: dict[str, list[int]], seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(shape, generator=generator) * 0.05 for k, shape in listing.items()}
+
+
+def _tiny_open_clip():
+    import open_clip
+    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+    return open_clip.model.CLIP(
+        embed_dim=16,
+        vision_cfg=CLIPVisionCfg(layers=2, width=32, head_width=16, patch_size=14, image_size=28),
+        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=2),
+    )
+
+
+def write_checkpoints(folder: Path) -> dict[str, Path]:
+    """model.ckpt, imagebind_huge.pth and BEATs_iter3.pt at tiny width, in the official layouts."""
+    torch.manual_seed(0)
+    state = random_state(dynamicrafter_listing.checkpoint_listing(TINY_UNET, TINY_RESAMPLER), seed=1)
+    state.update({f"first_stage_model.{k}": v for k, v in random_state(dynamicrafter_listing.first_stage_keys(TINY_VAE), 2).items()})
+    # lvdm keeps open-clip-torch's own module layout: the text CLIP without `visual`, the image one without `transformer`.
+    state.update({f"cond_stage_model.model.{k}": v for k, v in _tiny_open_clip().state_dict().items() if not k.startswith("visual.")})
+    state.update({f"embedder.model.{k}": v for k, v in _tiny_open_clip().state_dict().items() if not k.startswith("transformer.")})
+    state["alphas_cumprod"] = torch.linspace(0.999, 0.01, 1000)  # schedule buffers, as in the real file
+    paths = {"base": folder / "model.ckpt", "imagebind": folder / "imagebind_huge.pth", "beats": folder / "BEATs_iter3.pt"}
+    torch.save({"state_dict": state, "epoch": 0}, paths["base"])
+    imagebind = {
+        **encoder_listings.imagebind_audio_keys(dim=IMAGEBIND_DIM, blocks=12, out_dim=16),
+        **encoder_listings.imagebind_vision_keys(dim=32, blocks=2, out_dim=16, image=28, patch=14),
+        **encoder_listings.imagebind_other_modalities_sample(),
+    }
+    torch.save(random_state(imagebind, 3), paths["imagebind"])
+    torch.save({"cfg": TINY_BEATS, "model": random_state(encoder_listings.beats_keys(TINY_BEATS), 4)}, paths["beats"])
+    return paths
+
+
+def paper_overrides(paths: dict[str, Path]) -> list[str]:
+    """`model=dynamicrafter_6fps` and its checkpoint paths, shrunk to the tiny width by config values."""
+    return [
+        "model=dynamicrafter_6fps",
+        "model.paper_width=tiny",
+        "model.context_dim=32",
+        "model.latent_downsample=2",
+        "data.frame_size=32",
+        f"model.base_checkpoint={paths['base']}",
+        f"audio.encoder_a.checkpoint={paths['imagebind']}",
+        f"audio.encoder_a.dim={IMAGEBIND_DIM}",
+        f"audio.encoder_b.checkpoint={paths['beats']}",
+        "audio.encoder_b.dim=32",
+        "train.num_threads=1",
+    ]
+
+
+def test_a_training_job_runs_on_the_paper_model(tmp_path, session_store, monkeypatch):
+    import mlflow
+
+    from asva import experiment
+    from asva.models.asva_model import ASVAModel
+    from asva.models.beats import BEATs
+    from asva.models.dynamicrafter import DynamiCrafterUNet
+    from asva.models.imagebind import ImageBindAudio
+    from asva.models.paper_model import DynamiCrafterBase, load_dynamicrafter_base
+    from asva.params import load_config
+
+    paths = write_checkpoints(tmp_path)
+    built: list[ASVAModel] = []
+
+    class Recording(ASVAModel):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(experiment, "ASVAModel", Recording)
+    cfg = load_config([*TINY_OVERRIDES, *path_overrides(tmp_path), *paper_overrides(paths), "study=paper_job"])
+    metrics = experiment.run_job(cfg)
+
+    [model] = built
+    assert isinstance(model.base, DynamiCrafterBase) and isinstance(model.base.unet, DynamiCrafterUNet)
+    assert isinstance(model.encoders["a"], ImageBindAudio) and isinstance(model.encoders["b"], BEATs)
+    assert len(model.audio_cross_attn) == len(model.base.unet.temporal_transformers())
+    assert metrics and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+    client = mlflow.MlflowClient(tracking_uri=session_store)
+    [run] = client.search_runs([client.get_experiment_by_name("paper_job").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 2
+    assert "event_sync" in run.data.metrics and "final_train_loss" in run.data.metrics
+    assert run.data.params["cfg.model.name"] == "dynamicrafter"
+
+    # Only the adapters changed: the frozen parts equal the files, the adapters left their start.
+    fresh_base = load_dynamicrafter_base("256", str(paths["base"]), width="tiny")
+    for key, value in fresh_base.state_dict().items():
+        assert torch.equal(model.base.state_dict()[key], value), key
+    from asva.models.beats import load_beats
+
+    for key, value in load_beats(paths["beats"]).state_dict().items():
+        assert torch.equal(model.encoders["b"].state_dict()[key], value), key
+    start = Recording(fresh_base, {"a": model.encoders["a"], "b": model.encoders["b"]}, model.taps, cfg.window_radius,
+                      cfg.data.fps, cfg.model, 198)
+    start.reset_adapters(cfg.seed)
+    trained, initial = model.adapter_state_dict(), start.adapter_state_dict()
+    assert set(trained) == set(initial)
+    assert any(not torch.equal(trained[k], initial[k]) for k in trained)
+
+
+def test_missing_paper_checkpoints_are_named_before_training(tmp_path, session_store):
+    from asva.errors import DataError
+    from asva.params import load_config
+    from asva.training.components import audio_encoder, base_model
+
+    paths = write_checkpoints(tmp_path)
+    cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), "model.base_checkpoint=null"])
+    with pytest.raises(DataError, match="model.base_checkpoint"):
+        base_model(cfg, None, tmp_path)
+    cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), f"audio.encoder_b.checkpoint={tmp_path / 'gone.pt'}"])
+    with pytest.raises(DataError, match=r"audio.encoder_b.checkpoint: .*gone\.pt does not exist \(expected an official BEATs"):
+        audio_encoder("b", cfg.audio.encoder_b, None, tmp_path)
+    cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), "audio.encoder_a.checkpoint=null"])
+    with pytest.raises(DataError, match=r"imagebind_huge\.pth"):
+        audio_encoder("a", cfg.audio.encoder_a, None, tmp_path)
+    # The encoder's file and the config's widths must agree.
+    cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), "audio.encoder_b.dim=768"])
+    from asva.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="holds 12 layers of width 32"):
+        audio_encoder("b", cfg.audio.encoder_b, None, tmp_path)
+
+
+def test_beats_reads_its_own_front_end_from_the_waveform():
+    """BEATs gets the waveform through BEATs.preprocess; ImageBind the project's filterbank."""
+    from asva.config.schema import ModelConfig
+    from asva.data.audio import fbank
+    from asva.models import beats as beats_module
+    from asva.models.asva_model import ASVAModel
+    from asva.models.imagebind import ImageBindAudio, TrunkSpec
+
+    torch.manual_seed(0)
+    beats = beats_module.BEATs(beats_module.BEATsConfig.from_official(TINY_BEATS)).eval()
+    imagebind = ImageBindAudio(TrunkSpec(dim=32, blocks=2, heads=2, out_dim=8)).eval()
+
+    class NoBase(torch.nn.Module):  # encode_audio does not touch the base; the adapters need a UNet
+        def __init__(self):
+            super().__init__()
+            from asva.models.tiny_unet import TinyVideoUNet
+
+            self.unet = TinyVideoUNet(4, 16, [1], 2, 32)
+
+    model = ASVAModel(NoBase(), {"a": imagebind, "b": beats}, [("a", 1), ("b", 5)], 1.5, 6, ModelConfig(context_dim=32, heads=2), 198)
+    waveform = torch.randn(2, 32000) * 0.1
+    features = model.encode_audio(fbank(waveform), waveform)
+    with torch.no_grad():
+        expected = beats.hidden_states(beats_module.waveform_fbank(waveform))[5]
+    torch.testing.assert_close(features.states[("b", 5)], expected)
+    assert features.states[("a", 1)].shape == (2, 229, 32) and features.states[("b", 5)].shape == (2, 96, 32)
+    # At 48 kHz the waveform is resampled to 16 kHz first.
+    high = torch.nn.functional.interpolate(waveform[:, None], scale_factor=3, mode="linear")[:, 0]
+    assert model.encode_audio(fbank(waveform), high, sample_rate=48000).states[("b", 5)].shape == (2, 96, 32)
+    with pytest.raises(ValueError, match="waveform"):
+        model.encode_audio(fbank(waveform))
+    null = model.null_audio(198)
+    with torch.no_grad():
+        zero = beats.hidden_states(torch.full((1, 198, 128), beats_module.FBANK_MEAN))[5]
+    torch.testing.assert_close(null.states[("b", 5)], zero)
