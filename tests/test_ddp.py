@@ -63,3 +63,18 @@ def test_world_comes_from_torchrun_or_a_slurm_step():
     assert world_from_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "8"}) == World(0, 1, 0)
     assert _first_host("gpu[03-05,9],cpu1") == "gpu03"
     assert _first_host("node7") == "node7"
+
+
+@pytest.mark.parametrize("batch, size, expected", [(8, 2, [4, 4]), (7, 2, [4, 3]), (5, 4, [2, 1, 1, 1])])
+def test_ranks_split_a_batch_and_their_weighted_means_average_to_the_batch_mean(monkeypatch, batch, size, expected):
+    import asva.distributed as distributed
+
+    values = torch.arange(batch, dtype=torch.float64)
+    rows, weighted = [], []
+    for rank in range(size):
+        monkeypatch.setattr(distributed, "current", lambda rank=rank: World(rank, size, 0))
+        share = distributed.local_rows(batch)
+        rows.append(list(range(batch))[share])
+        weighted.append(values[share].mean() * distributed.share_weight(batch))
+    assert [len(r) for r in rows] == expected and sum(rows, []) == list(range(batch))
+    assert float(sum(weighted) / size) == pytest.approx(float(values.mean()))
