@@ -8,7 +8,9 @@ Further `key=value` arguments are config overrides, as for the sweeps. `adapters
 trained adapter weights (a job's `finetune.ckpt` / `pretrain.ckpt`, or any checkpoint whose
 `weights` are an adapter state_dict); without it the adapters are at their zero start and the audio
 cannot change the motion (a warning says so). On the embedded default the frozen parts are trained
-once on the synthetic pool and cached, exactly as a training job does.
+once on the synthetic pool and cached, exactly as a training job does. On the paper model
+(`model=dynamicrafter_6fps` or `_12fps`) every frozen part comes from its checkpoint path
+(model.base_checkpoint, audio.encoder_a.checkpoint, audio.encoder_b.checkpoint; docs/paper_model.md).
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def read_clip_audio(path: str, seconds: float, start: float) -> torch.Tensor:
 
 
 def build_model(cfg: ExperimentConfig, fbank_frames: int):
-    """The embedded ASVA model: cached frozen parts (trained once on the pool) and fresh adapters."""
+    """The ASVA model with fresh adapters. The paper model (model=dynamicrafter_*) loads every frozen part
+    from its checkpoint path; the embedded one trains its frozen parts once on the pool (cached)."""
     from asva.data import sources
     from asva.data.dataset import load_pool
     from asva.models.asva_model import ASVAModel
@@ -88,14 +91,20 @@ def build_model(cfg: ExperimentConfig, fbank_frames: int):
     from asva.training.components import audio_encoder, base_model
 
     cache_dir = Path(cfg.paths.cache_dir)
-    root = sources.benchmark_root(cfg.data, cache_dir)
-    sources.ensure_generated(cfg.data, root)
-    pool_path = sources.pool_root(cfg.data, root)
-    pool = load_pool(cfg.data, pool_path, cache_dir) if pool_path else None
     wanted = taps(cfg)
-    needs_pool = not cfg.model.base_checkpoint or any(not getattr(cfg.audio, f"encoder_{n}").checkpoint for n, _ in wanted)
-    if needs_pool and pool is None:
-        raise DataError("data.pool_root: the frozen stand-in parts are trained on a pretraining pool; none is configured")
+    base_needs_pool = cfg.model.name == "tiny" and not cfg.model.base_checkpoint
+    needs_pool = base_needs_pool or any(
+        getattr(cfg.audio, f"encoder_{n}").kind.startswith("tiny_") and not getattr(cfg.audio, f"encoder_{n}").checkpoint
+        for n, _ in wanted
+    )
+    pool = None
+    if needs_pool:
+        root = sources.benchmark_root(cfg.data, cache_dir)
+        sources.ensure_generated(cfg.data, root)
+        pool_path = sources.pool_root(cfg.data, root)
+        pool = load_pool(cfg.data, pool_path, cache_dir) if pool_path else None
+        if pool is None:
+            raise DataError("data.pool_root: the frozen stand-in parts are trained on a pretraining pool; none is configured")
     encoders = {name: audio_encoder(name, getattr(cfg.audio, f"encoder_{name}"), pool, cache_dir) for name in sorted({n for n, _ in wanted})}
     base = base_model(cfg, pool, cache_dir)
     return ASVAModel(base, encoders, wanted, cfg.window_radius, cfg.data.fps, cfg.model, fbank_frames)
@@ -124,8 +133,6 @@ def generate(argv: list[str]) -> Path:
     cfg = load_config(overrides)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    if cfg.model.name != "tiny":
-        raise ConfigError(f"model={cfg.model.name}: generation runs the embedded model only for now (docs/paper_model.md)")
     image = read_image(own["image"], cfg.data.frame_size)
     waveform = read_clip_audio(own["audio"], cfg.data.clip_seconds, float(own.get("start", 0)))
     frames = round(cfg.data.clip_seconds * cfg.data.fps)
@@ -136,7 +143,7 @@ def generate(argv: list[str]) -> Path:
     else:
         log.warning("no adapters=PATH given: the adapters are at their zero start, so the audio cannot change the motion")
     model.eval()
-    features = model.encode_audio(bank)
+    features = model.encode_audio(bank, waveform[None], SAMPLE_RATE)
     video = image[None, None].expand(1, frames, *image.shape).contiguous()
     generator = torch.Generator().manual_seed(int(own.get("seed", 0)))
     generated = sample(model, video, features, [own.get("text", "")], cfg.diffusion, generator)
