@@ -18,7 +18,7 @@ from asva.config.schema import CurateConfig
 from asva.data import curation, sources
 from asva.data.dataset import load_split
 from asva.data.leakcheck import clip_thumbnails, find_leaks
-from asva.errors import ConfigError
+from asva.config.validate import validate_curation_filters
 from asva.tracking.runs import RunLogger, flatten
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,7 @@ def _test_leaks(verdicts: dict[str, curation.Verdict], benchmarks: list[Path], c
 
 
 def run_curation(cfg: CurateConfig) -> dict[str, float]:
-    if cfg.filters.workers < 1:
-        raise ConfigError(f"filters.workers: must be >= 1, got {cfg.filters.workers}")
-    if cfg.filters.raft_variant not in ("small", "large"):
-        raise ConfigError(f"filters.raft_variant: must be small or large, got {cfg.filters.raft_variant!r}")
+    validate_curation_filters(cfg.filters, "filters")
     root, benchmarks = _inputs(cfg)
     output = Path(cfg.output).expanduser()
     videos = curation.find_videos(root)

@@ -344,3 +344,18 @@ def test_stage_one_trains_on_the_curated_clips_only(tmp_path):
     assert torch.equal(kept.frames[0], pool.frames[index])  # the pool's own decoded clip
     again, _ = curated_pool(cfg, pool, tmp_path / "cache")  # cached: the journal has every video
     assert again.video_ids == kept.video_ids
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("workers", 0, "curation_filters.workers: must be >= 1"),
+    ("flow_quantile", 2.0, "curation_filters.flow_quantile: must be within"),
+    ("raft_variant", "huge", "curation_filters.raft_variant: must be small or large"),
+])
+def test_impossible_curation_settings_are_named(key, value, message):
+    from asva.config.validate import validate
+    from asva.errors import ConfigError
+
+    cfg = ExperimentConfig()
+    setattr(cfg.curation_filters, key, value)
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg)
