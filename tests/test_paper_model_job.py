@@ -96,6 +96,7 @@ def paper_overrides(paths: dict[str, Path]) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # about 2.5 min on the shared 2-core machine (most of it the tiny UNet sampling on one thread)
 def test_a_training_job_runs_on_the_paper_model(tmp_path, session_store, monkeypatch):
     import mlflow
 
@@ -116,7 +117,8 @@ def test_a_training_job_runs_on_the_paper_model(tmp_path, session_store, monkeyp
             built.append(self)
 
     monkeypatch.setattr(experiment, "ASVAModel", Recording)
-    cfg = load_config([*TINY_OVERRIDES, *path_overrides(tmp_path), *paper_overrides(paths), "study=paper_job"])
+    small = ["train.finetune.batch_size=2", "eval.max_test_clips=2", "eval.batch_size=2", "study=paper_job"]
+    cfg = load_config([*TINY_OVERRIDES, *path_overrides(tmp_path), *paper_overrides(paths), *small])
     metrics = experiment.run_job(cfg)
 
     [model] = built
