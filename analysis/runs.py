@@ -7,6 +7,9 @@ holds thousands of runs and one query per run would take minutes.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -113,12 +116,28 @@ def load_job_runs(
         experiments = [e for e in experiments if e.name == experiment]
     if not experiments:
         return empty_runs()
-    raw = mlflow.search_runs(
-        experiment_ids=[e.experiment_id for e in experiments],
-        filter_string=job_filter(study, dataset, parent_run_id),
-        output_format="pandas",
-    )
+    with cyclic_gc_paused():
+        raw = mlflow.search_runs(
+            experiment_ids=[e.experiment_id for e in experiments],
+            filter_string=job_filter(study, dataset, parent_run_id),
+            output_format="pandas",
+        )
     return tidy(raw, {e.experiment_id: e.name for e in experiments})
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """MLflow's SQL store builds one ORM object per param, tag and metric row (about 170,000 for
+    1,000 job runs) and the cyclic collector rescans them all at every allocation threshold: with
+    it paused during the fetch, loading takes half the CPU time (benchmarks/bench_make_tables.py).
+    Nothing allocated there is cyclic garbage that needs collecting before the fetch ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
