@@ -1,7 +1,7 @@
 """`python -m asva.params [overrides]`: parameter counts of the configured model, as one JSON line.
 
 Composes the same Hydra config as the sweeps (sweeps/conf/base.yaml, e.g. `model=dynamicrafter_6fps
-+audio_layers=ib3-7-11+beats3-7-11`) and builds the model on the meta device: no weights are read
+audio_layers=ib3-7-11+beats3-7-11`) and builds the model on the meta device: no weights are read
 and no memory is allocated, so the full-size model is counted on any machine.
 """
 

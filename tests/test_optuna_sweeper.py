@@ -20,9 +20,8 @@ from optuna.trial import TrialState
 from conftest import REPO, TINY_OVERRIDES
 from hydra_plugins.asva_optuna_sweeper import _space as space
 
-# The `audio_layers` config group (sweeps/conf/audio_layers/) shadows the `audio_layers=...` value
-# override on the command line, so these end-to-end searches leave that dimension out; the search
-# space parsing of its values is tested below.
+# These end-to-end searches leave the audio-layer dimension out: its second encoder would cost one
+# more stand-in training per test; the search space parsing of its values is tested below.
 SEARCH = ["~hydra.sweeper.params.audio_layers"]
 
 

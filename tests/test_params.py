@@ -21,8 +21,8 @@ def test_paper_model_counts_match_the_paper():
 
 
 def test_audio_layer_presets_change_the_projections_only():
-    ib11 = counts(load_config(["model=dynamicrafter_12fps", "+audio_layers=ib11"]))
-    best = counts(load_config(["model=dynamicrafter_12fps", "+audio_layers=ib3-7-11+beats3-7-11"]))
+    ib11 = counts(load_config(["model=dynamicrafter_12fps", "audio_layers=ib11"]))
+    best = counts(load_config(["model=dynamicrafter_12fps", "audio_layers=ib3-7-11+beats3-7-11"]))
     assert ib11["audio_layers"] == "a:11"
     assert best["trainable"] - ib11["trainable"] == 5 * (768 * 1024 + 1024)
     assert best["unet"] == ib11["unet"]
@@ -38,4 +38,4 @@ def test_cli_prints_one_json_line_and_rejects_bad_values(capsys):
 
 @pytest.mark.parametrize("preset,spec", [("ib7-9-11", "a:7-9-11"), ("ib3-7-11", "a:3-7-11")])
 def test_presets_map_to_the_audio_layers_format(preset, spec):
-    assert load_config([f"+audio_layers={preset}"]).audio_layers == spec
+    assert load_config([f"audio_layers={preset}"]).audio_layers == spec

@@ -17,14 +17,26 @@ ENCODER_NAMES = ("a", "b")
 
 _LAYER_SPEC = re.compile(r"^[a-z]:\d+(-\d+)*$")
 
+# The feature sets of scaling-up-asva Fig. 4a by their paper names (encoder a = ImageBind audio,
+# b = BEATs; 0-based block indices). They are values of `audio_layers`, not a config group, so
+# `audio_layers=ib11` and `audio_layers=a:11` are the same override and the same config.
+AUDIO_LAYER_PRESETS = {
+    "ib11": "a:11",
+    "ib7-9-11": "a:7-9-11",
+    "ib3-7-11": "a:3-7-11",
+    "ib3-7-11+beats3-7-11": "a:3-7-11+b:3-7-11",
+}
+
 
 def parse_audio_layers(spec: str) -> dict[str, list[int]]:
-    """`a:3-7-11+b:3-7-11` -> {"a": [3, 7, 11], "b": [3, 7, 11]} (0-based block indices)."""
+    """`a:3-7-11+b:3-7-11` (or its preset name) -> {"a": [3, 7, 11], "b": [3, 7, 11]} (0-based)."""
+    spec = AUDIO_LAYER_PRESETS.get(spec, spec)
     layers: dict[str, list[int]] = {}
     for part in spec.replace(" ", "").split("+"):
         if not _LAYER_SPEC.match(part):
             raise ConfigError(
-                f"audio_layers: cannot read {spec!r}; write e.g. 'a:11', 'a:3-7-11' or 'a:3-7-11+b:3-7-11'"
+                f"audio_layers: cannot read {spec!r}; write e.g. 'a:11', 'a:3-7-11' or 'a:3-7-11+b:3-7-11', "
+                f"or a preset: {', '.join(AUDIO_LAYER_PRESETS)}"
             )
         name, indices = part.split(":")
         if name not in ENCODER_NAMES:
@@ -97,6 +109,7 @@ def validate(cfg: ExperimentConfig) -> None:
     _positive("window_radius", cfg.window_radius)
     check_tracking(cfg.tracking)
     parse_k(cfg.k)
+    cfg.audio_layers = AUDIO_LAYER_PRESETS.get(cfg.audio_layers, cfg.audio_layers)
     layers = parse_audio_layers(cfg.audio_layers)
     for name, indices in layers.items():
         encoder = getattr(cfg.audio, f"encoder_{name}")
