@@ -24,6 +24,9 @@ class SyntheticConfig:
     train_per_class: int = 90
     test_per_class: int = 10
     pool_per_class: int = 40
+    # Held-out clips of each pool-only class (openclass/, never in the pool): the open-class
+    # evaluation (asva/data/openclass.py). 0: none.
+    openclass_per_class: int = 4
     # Share of pool clips that are broken in one of the ways real web video is.
     pool_misaligned_fraction: float = 0.15
     pool_distractor_fraction: float = 0.1
@@ -199,6 +202,9 @@ class EvalNetworksConfig:
 
     i3d_checkpoint: Optional[str] = None  # StyleGAN-V's i3d_torchscript.pt
     imagebind_checkpoint: Optional[str] = None  # imagebind_huge.pth (audio and vision trunks)
+    clip_checkpoint: Optional[str] = None  # OpenCLIP ViT-H-14 laion2b_s32b_b79k open_clip_pytorch_model.bin (IT)
+    clip_arch: str = "ViT-H-14"  # the open_clip model config clip_checkpoint holds
+    fid_inception_checkpoint: Optional[str] = None  # pytorch-fid pt_inception-2015-12-05-6726825d.pth (eval.fid)
     sync_classifier: SyncClassifierConfig = field(default_factory=SyncClassifierConfig)
     # Stand-ins: the I3D-shaped video classifier (fvd_embedded) and the tiny CLIP-like embedders.
     video_net_widths: list[int] = field(default_factory=lambda: [16, 32, 32])
@@ -218,6 +224,10 @@ class EvalConfig:
     sync_tolerance_frames: int = 0
     # FVD, IA, IT, RelSync, AlignSync (`_embedded` names with stand-in networks) beside the above.
     paper_metrics: bool = True
+    fid: bool = False  # FID of frames (needs eval.networks.fid_inception_checkpoint)
+    # Also score held-out clips of the pool-only classes as `<metric>_openclass` (synthetic only:
+    # real datasets have no open-class split and log none; asva/data/openclass.py).
+    openclass: bool = True
     networks: EvalNetworksConfig = field(default_factory=EvalNetworksConfig)
 
 

@@ -142,6 +142,8 @@ def validate(cfg: ExperimentConfig) -> None:
     synthetic = cfg.data.synthetic
     for key in ("train_per_class", "test_per_class", "pool_per_class"):
         _positive(f"data.synthetic.{key}", getattr(synthetic, key))
+    if not isinstance(synthetic.openclass_per_class, int) or synthetic.openclass_per_class < 0:
+        raise ConfigError(f"data.synthetic.openclass_per_class: must be an integer >= 0, got {synthetic.openclass_per_class}")
     fractions = [key for key in vars(synthetic) if key.startswith("pool_") and key.endswith("_fraction")]
     for key in fractions:
         if not 0 <= getattr(synthetic, key) <= 1:

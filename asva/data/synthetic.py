@@ -8,7 +8,9 @@ event also lights its object up on impact, the visual onset the event-sync metri
 The benchmark is written in the folder layout of the real AVSync15 release (videos/<class>/<id>.mp4,
 train.txt, test.txt, classes.txt) plus a manifest.csv that keeps each clip's event times. A larger,
 noisier pretraining pool (misaligned audio, distractor sounds, static clips, extra classes) is
-written beside it in pool/, in the same layout.
+written beside it in pool/, in the same layout. Held-out clips of the pool-only classes, which
+neither the benchmark nor the pool holds, are written in openclass/ (a test.txt in the same layout):
+the open-class evaluation (asva/data/openclass.py).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ CLASSES: dict[str, SoundClass] = {
 class ClipSpec:
     video_id: str
     label: str
-    split: str  # train | test | pool
+    split: str  # train | test | pool | openclass
     event_times: list[float]
     # clean | misaligned (audio events elsewhere) | distractor (an unseen extra sound) | static, or a
     # visual defect the curation filters target: scene_cut | violent_motion | text
@@ -238,6 +240,11 @@ def plan_clips(cfg: SyntheticConfig, seconds: float) -> list[ClipSpec]:
         for index in range(cfg.pool_per_class):
             spec = ClipSpec(f"{label}_pool_{index:03d}", label, "pool", sample_event_times(rng, seconds))
             specs.append(_pool_spec(rng, cfg, spec, seconds))
+    # Open-class clips draw from a generator of their own, so the clips above stay as they were.
+    open_rng = np.random.default_rng([cfg.seed, zlib.crc32(b"openclass")])
+    for label in cfg.pool_only_classes:
+        for index in range(cfg.openclass_per_class):
+            specs.append(ClipSpec(f"{label}_openclass_{index:03d}", label, "openclass", sample_event_times(open_rng, seconds)))
     return specs
 
 
@@ -270,18 +277,22 @@ def dataset_fingerprint(data: DataConfig) -> str:
     )
 
 
+# The split file a folder of its own names its clips in: the pool trains, the open classes test.
+SPLIT_FILE = {"pool": "train", "openclass": "test"}
+
+
 def _write_split_files(root: Path, specs: list[ClipSpec], splits: tuple[str, ...]) -> None:
     labels = sorted({s.label for s in specs})
     (root / "classes.txt").write_text("\n".join(labels) + "\n")
     for split in splits:
         lines = [f"{s.label}/{s.video_id}.mp4" for s in specs if s.split == split]
-        (root / f"{'train' if split == 'pool' else split}.txt").write_text("\n".join(lines) + "\n")
+        (root / f"{SPLIT_FILE.get(split, split)}.txt").write_text("\n".join(lines) + "\n")
     with open(root / "manifest.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["video_id", "label", "split", "path", "event_times", "audio_event_times", "corruption"])
         for s in specs:
             writer.writerow([
-                s.video_id, s.label, "train" if s.split == "pool" else s.split, f"videos/{s.label}/{s.video_id}.mp4",
+                s.video_id, s.label, SPLIT_FILE.get(s.split, s.split), f"videos/{s.label}/{s.video_id}.mp4",
                 " ".join(map(str, s.event_times)), " ".join(map(str, s.audio_event_times or s.event_times)), s.corruption,
             ])
 
@@ -307,13 +318,15 @@ def _generate_unlocked(data: DataConfig, root: Path) -> Path:
     specs = plan_clips(cfg, data.clip_seconds)
     labels = list(cfg.benchmark_classes) + list(cfg.pool_only_classes)
     for spec in progress_counter(specs, desc=f"generating synthetic benchmark in {root}", unit="clip"):
-        folder = root / "pool" if spec.split == "pool" else root
+        folder = root / spec.split if spec.split in SPLIT_FILE else root
         path = folder / "videos" / spec.label / f"{spec.video_id}.mp4"
         if path.exists():
             continue
         frames, audio = _render_clip(spec, data, cfg.seed, labels)
         write_video(path, frames, data.fps, audio, data.sample_rate)
-    _write_split_files(root, [s for s in specs if s.split != "pool"], ("train", "test"))
+    _write_split_files(root, [s for s in specs if s.split in ("train", "test")], ("train", "test"))
     _write_split_files(root / "pool", [s for s in specs if s.split == "pool"], ("pool",))
+    if any(s.split == "openclass" for s in specs):
+        _write_split_files(root / "openclass", [s for s in specs if s.split == "openclass"], ("openclass",))
     marker.write_text(fingerprint)
     return root

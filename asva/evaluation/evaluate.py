@@ -10,6 +10,8 @@ Each test clip's first frame and audio condition a generated clip. Metrics (synt
   (asva/evaluation/paper_metrics.py), under `_embedded` names unless the papers' networks are
   configured (asva/evaluation/networks.py). Their stand-in networks train once on the training
   split and are cached.
+- with eval.openclass (default) on the synthetic dataset: the same metrics of held-out clips of the
+  pool-only classes, as `<metric>_openclass` (asva/data/openclass.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from asva.progress import progress
 from asva.config.schema import ExperimentConfig
 from asva.data import sources
 from asva.data.dataset import ClipSet, load_split
+from asva.data.openclass import openclass_metrics
 from asva.evaluation.event_sync import event_sync
 from asva.evaluation.frechet import frechet_distance, pixel_video_features
 from asva.evaluation.networks import evaluation_networks
@@ -77,6 +80,7 @@ def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int, 
         "num_test_clips": float(len(test)),
     }
     per_class: list[dict[str, object]] = []
+    nets = None
     if cfg.eval.paper_metrics:
         if train is None:
             cache_dir = Path(cfg.paths.cache_dir)
@@ -85,4 +89,5 @@ def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int, 
         scores = paper_scores(nets, real, test.fbank, captions, generated, fps)
         metrics.update(scores.metrics)
         per_class = per_class_rows(test.labels, scores.per_clip)
+    metrics.update(openclass_metrics(model, cfg, seed, nets))  # {} unless eval.openclass on synthetic
     return Evaluation(metrics=metrics, generated=generated, video_ids=test.video_ids, per_class=per_class)

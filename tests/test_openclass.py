@@ -1,0 +1,92 @@
+"""The open-class split: held-out clips of the pool-only classes, and their `_openclass` metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asva.config.schema import DataConfig, ExperimentConfig, SyntheticConfig
+from asva.config.validate import validate
+from asva.data.dataset import load_split
+from asva.data.leakcheck import assert_no_test_leak, clip_thumbnails, find_leaks
+from asva.data.openclass import load_openclass
+from asva.data.synthetic import generate
+from asva.errors import ConfigError
+
+from conftest import TINY_OVERRIDES, path_overrides
+
+SMALL = dict(train_per_class=2, test_per_class=1, pool_per_class=3)
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != "done"}
+
+
+def test_openclass_clips_leave_the_benchmark_and_pool_byte_identical(tmp_path):
+    without = generate(DataConfig(synthetic=SyntheticConfig(**SMALL, openclass_per_class=0)), tmp_path / "without")
+    data = DataConfig(synthetic=SyntheticConfig(**SMALL, openclass_per_class=2))
+    with_open = generate(data, tmp_path / "with")
+    before, after = files(without), files(with_open)
+    assert not any(name.startswith("openclass/") for name in before)
+    opened = {name: content for name, content in after.items() if name.startswith("openclass/")}
+    assert {name: content for name, content in after.items() if name not in opened} == before
+    assert sorted(name for name in opened if name.endswith(".mp4")) == [
+        f"openclass/videos/{label}/{label}_openclass_{i:03d}.mp4" for label in ("bell", "clapper") for i in range(2)
+    ]
+
+    cache = tmp_path / "cache"
+    held_out = load_split(with_open / "openclass", "test", data, cache)
+    benchmark = set((with_open / "classes.txt").read_text().split())
+    pool = load_split(with_open / "pool", "train", data, cache)
+    assert len(held_out) == 4 and set(held_out.labels) == {"bell", "clapper"}
+    assert not set(held_out.labels) & benchmark  # classes the benchmark lacks ...
+    assert set(held_out.labels) <= set(pool.classes)  # ... that pretraining sees in the pool
+    assert all(times for times in held_out.event_times)
+    assert not set(held_out.video_ids) & set(pool.video_ids)
+    assert_no_test_leak(pool, held_out, "pretraining pool vs open-class clips")  # raises on a leak
+    # The check can fail here: a pool clip passed off as an open-class clip is caught.
+    planted = pool.subset([0])
+    assert find_leaks(pool.video_ids, clip_thumbnails(pool.frames), ["other_id"], clip_thumbnails(planted.frames))
+
+
+def test_openclass_per_class_is_validated():
+    cfg = ExperimentConfig()
+    cfg.data.synthetic.openclass_per_class = -1
+    with pytest.raises(ConfigError, match="data.synthetic.openclass_per_class: must be an integer >= 0, got -1"):
+        validate(cfg)
+
+
+def test_a_real_dataset_has_no_openclass_split(tmp_path):
+    cfg = ExperimentConfig()
+    cfg.data.name, cfg.data.root, cfg.paths.cache_dir = "avsync15", str(tmp_path), str(tmp_path / "cache")
+    (tmp_path / "openclass").mkdir()
+    (tmp_path / "openclass" / "test.txt").write_text("")
+    assert load_openclass(cfg) is None
+
+
+def test_tiny_job_logs_openclass_metrics(tmp_path):
+    from test_sweeps import run_sweep, runs_of
+
+    args = [*TINY_OVERRIDES, "data.synthetic.openclass_per_class=1", *path_overrides(tmp_path)]
+    result = run_sweep("window_radius.py", args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [r for r in runs_of(tmp_path, "window_radius") if r.data.tags.get("asva.role") == "job"]
+    assert len(jobs) == 1
+    metrics = jobs[0].data.metrics
+    assert metrics["num_test_clips_openclass"] == 2.0  # one clip of each pool-only class
+    assert 0.0 <= metrics["event_sync_openclass"] <= 100.0
+    assert {"fd_pixel_synth_openclass", "relsync_embedded_openclass", "ia_embedded_openclass"} <= set(metrics)
+    assert "event_sync" in metrics  # beside the in-domain scores
+
+
+def test_openclass_switch_and_real_datasets_log_nothing(tmp_path):
+    from asva.data.openclass import openclass_metrics
+
+    cfg = ExperimentConfig()
+    cfg.paths.cache_dir = str(tmp_path)
+    cfg.eval.openclass = False
+    assert openclass_metrics(None, cfg, 0) == {}  # switched off: nothing loaded, nothing sampled
+    cfg.eval.openclass = True
+    cfg.data.name, cfg.data.root = "avsync15", str(tmp_path)
+    assert openclass_metrics(None, cfg, 0) == {}
