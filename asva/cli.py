@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -14,6 +16,19 @@ from asva.experiment import run_job
 from asva.tracking.sweep import parent_run_id
 
 log = logging.getLogger("asva")
+
+Config = TypeVar("Config")
+
+
+def run_command(cfg: DictConfig, schema: type[Config], command: Callable[[Config], dict[str, float]]) -> dict[str, float]:
+    """A non-sweep entry point: the typed config to `command`; a UserError exits 2 with one line."""
+    try:
+        typed = OmegaConf.to_object(cfg)
+        assert isinstance(typed, schema)
+        return command(typed)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run(cfg: DictConfig) -> dict[str, float] | None:

@@ -4,14 +4,12 @@ The papers' evaluation protocol on a trained job (asva/evaluation/standalone.py)
 video, every metric with its reference rows, logged to the run; generated clips are cached.
 """
 
-import sys
-
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from asva import cli
 from asva.config.schema import EvaluateConfig
 from asva.config.store import register
-from asva.errors import UserError
 from asva.evaluation.standalone import run_evaluation
 
 register()
@@ -19,13 +17,7 @@ register()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict[str, float]:
-    try:
-        job = OmegaConf.to_object(cfg)
-        assert isinstance(job, EvaluateConfig)
-        return run_evaluation(job)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    return cli.run_command(cfg, EvaluateConfig, run_evaluation)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,12 @@ The config is sweeps/conf/train_sync_classifier.yaml; the checkpoint it writes i
 `eval.networks.sync_classifier.checkpoint=PATH` (and by sweeps/evaluate.py).
 """
 
-import sys
-
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from asva import cli
 from asva.config.schema import TrainSyncClassifierConfig
 from asva.config.store import register
-from asva.errors import UserError
 from asva.evaluation.sync_training import run_sync_classifier_training
 
 register()
@@ -19,13 +17,7 @@ register()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_sync_classifier")
 def main(cfg: DictConfig) -> dict[str, float]:
-    try:
-        job = OmegaConf.to_object(cfg)
-        assert isinstance(job, TrainSyncClassifierConfig)
-        return run_sync_classifier_training(job)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    return cli.run_command(cfg, TrainSyncClassifierConfig, run_sync_classifier_training)
 
 
 if __name__ == "__main__":

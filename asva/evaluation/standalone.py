@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
 from asva.config.hashing import stable_hash
@@ -54,7 +55,10 @@ def _parse(value: str):
 
 def config_of_run(run_id: str) -> ExperimentConfig:
     """The ExperimentConfig a job ran with, rebuilt from its `cfg.*` params."""
-    params = client().get_run(run_id).data.params
+    try:
+        params = client().get_run(run_id).data.params
+    except MlflowException:
+        raise ConfigError(f"run_id: no run {run_id} in the tracking store {client().tracking_uri}") from None
     flat = {key[len("cfg.") :]: value for key, value in params.items() if key.startswith("cfg.")}
     if not flat:
         raise ConfigError(f"run_id: run {run_id} has no cfg.* params (not a job run)")
