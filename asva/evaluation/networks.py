@@ -56,6 +56,9 @@ class EvalNetworks:
     paper_ia: bool = False
     paper_it: bool = False
     paper_sync: bool = False
+    # FID of frames (eval.fid): pytorch-fid's InceptionV3 from eval.networks.fid_inception_checkpoint.
+    fid_inception: nn.Module | None = None
+    paper_fid: bool = False
 
     def name(self, metric: str) -> str:
         paper = {
@@ -64,6 +67,7 @@ class EvalNetworks:
             "it": self.paper_it,
             "relsync": self.paper_sync,
             "alignsync": self.paper_sync and self.paper_ia,
+            "fid": self.paper_fid,
         }[metric]
         return metric if paper else metric + EMBEDDED_SUFFIX
 
@@ -195,8 +199,21 @@ def _sync(train: ClipSet, cfg: ExperimentConfig, cache_dir: Path) -> tuple[SyncC
 def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) -> EvalNetworks:
     """The networks for the configured evaluation: from paths where given, else stand-ins."""
     spec = cfg.eval.networks
-    frames = at_eval_fps(train.frames, cfg.data.fps)
     real_data = cfg.data.name != "synthetic"
+    # The networks from paths first, so that a missing file fails before any stand-in trains.
+    clip = None
+    if spec.clip_checkpoint:
+        from asva.evaluation.clip_score import OpenCLIPEmbedder, load_open_clip
+
+        clip = OpenCLIPEmbedder(load_open_clip(spec.clip_checkpoint, spec.clip_arch), spec.clip_arch)
+    fid_inception = None
+    if cfg.eval.fid:
+        from asva.evaluation.fid import load_fid_inception
+
+        if not spec.fid_inception_checkpoint:
+            raise ValueError("eval.fid=true needs eval.networks.fid_inception_checkpoint (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)")
+        fid_inception = load_fid_inception(spec.fid_inception_checkpoint)
+    frames = at_eval_fps(train.frames, cfg.data.fps)
     if spec.i3d_checkpoint:
         video_net, paper_fvd = load_i3d(spec.i3d_checkpoint), real_data
     else:
@@ -208,14 +225,17 @@ def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) 
 
         audio_vision = ImageBindEmbedder(load_imagebind_audio(spec.imagebind_checkpoint), load_imagebind_vision(spec.imagebind_checkpoint))
         paper_ia = real_data
+    text_vision, paper_it = (tiny, False) if clip is None else (clip, real_data)
     sync, paper_sync = _sync(train, cfg, cache_dir)
     return EvalNetworks(
         video_features=video_net,
         audio_vision=audio_vision,
-        text_vision=tiny,
+        text_vision=text_vision,
         sync=sync,
         paper_fvd=paper_fvd,
         paper_ia=paper_ia,
-        paper_it=False,
+        paper_it=paper_it,
         paper_sync=paper_sync and real_data,
+        fid_inception=fid_inception,
+        paper_fid=fid_inception is not None and real_data,
     )

@@ -3,7 +3,8 @@
 Every metric is computed at 6 FPS (asva/evaluation/protocol.py) for three sets of clips against the
 same real clips and audio: the generated clips, the ground truth itself (`_ref_groundtruth`) and the
 first frame repeated (`_ref_static`). FVD of the ground truth against itself is 0 by definition and
-is not logged. Names come from `EvalNetworks.name`: reserved names only with the papers' networks.
+is not logged. With eval.fid, FID of the frames too (asva/evaluation/fid.py). Names come from
+`EvalNetworks.name`: reserved names only with the papers' networks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from asva.evaluation.embedders import audio_frame_similarity, text_frame_similarity
+from asva.evaluation.fid import fid
 from asva.evaluation.fvd import fvd
 from asva.evaluation.networks import EvalNetworks
 from asva.evaluation.protocol import at_eval_fps
@@ -60,6 +62,8 @@ def paper_scores(
         per_clip[nets.name("alignsync") + tail] = alignsync(phi, phi_real, ia_frames, ia_real)
         if tail != REFERENCES["groundtruth"] and len(real) >= 2:
             metrics[nets.name("fvd") + tail] = fvd(real, videos, nets.video_features)
+        if tail != REFERENCES["groundtruth"] and nets.fid_inception is not None:
+            metrics[nets.name("fid") + tail] = fid(real, videos, nets.fid_inception)
     metrics.update({name: float(values.mean()) for name, values in per_clip.items()})
     return PaperScores(metrics, per_clip)
 
