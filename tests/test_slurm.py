@@ -119,10 +119,6 @@ def wait_until(condition, what: str, sweep: subprocess.Popen, cluster: SlurmClus
         time.sleep(0.2)
 
 
-# Out of the default suite for now: in a full CI run on a loaded machine the USR2 reached the job
-# before its second attempt had installed submitit's handler (the wait below now also waits for
-# that attempt's resume line); it goes back into CI once it has passed repeatedly.
-@pytest.mark.slow
 def test_requeued_and_preempted_job_continues_its_run_and_weights(tmp_path, slurm):
     job_args = [f"train.finetune.steps={STEPS}", "train.finetune.checkpoint_every=1", "train.num_threads=1"]
     command = sweep_command(tmp_path, slurm, ["window_radius=1.0", *job_args])
