@@ -41,7 +41,15 @@ CONTRACT_PARAMS = (
 
 # Metrics that describe a run's bookkeeping, not its results: never a table column.
 BOOKKEEPING_METRICS = frozenset(
-    {"train_loss", "final_train_loss", "num_test_clips", "data_skipped_files", "curation_kept", "curation_rejected"}
+    {
+        "train_loss",
+        "final_train_loss",
+        "num_test_clips",
+        "num_test_clips_openclass",
+        "data_skipped_files",
+        "curation_kept",
+        "curation_rejected",
+    }
 )
 
 # Metric names reserved for numbers computed exactly as the papers define them.
