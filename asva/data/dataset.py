@@ -51,6 +51,35 @@ class ClipSet:
     starts: list[float] = field(default_factory=list)  # where each clip starts in its video (s)
     paths: list[str] = field(default_factory=list)  # each clip's video file
 
+    @classmethod
+    def from_decoded(
+        cls,
+        video_ids: list[str],
+        labels: list[str],
+        frames: list[torch.Tensor],
+        audio: list[torch.Tensor],
+        event_times: list[list[float]],
+        classes: list[str],
+        skipped: list[str],
+        sample_rate: int,
+        starts: list[float] | None = None,
+        paths: list[str] | None = None,
+    ) -> "ClipSet":
+        """Stack per-clip decodes into one set; the filterbanks are computed here, once."""
+        audio_tensor = torch.stack(audio)
+        return cls(
+            video_ids=video_ids,
+            labels=labels,
+            frames=torch.stack(frames),
+            audio=audio_tensor,
+            fbank=fbank(audio_tensor, sample_rate),
+            event_times=event_times,
+            classes=classes,
+            skipped=skipped,
+            starts=starts or [],
+            paths=paths or [],
+        )
+
     def __len__(self) -> int:
         return len(self.video_ids)
 
@@ -241,18 +270,8 @@ def decode_entries(
         paths.append(str(entry.path))
     if not ids:
         raise DataError(f"{name}: no decodable video ({len(skipped)} skipped)")
-    audio_tensor = torch.stack(audio)
-    clips = ClipSet(
-        video_ids=ids,
-        labels=labels,
-        frames=torch.stack(frames),
-        audio=audio_tensor,
-        fbank=fbank(audio_tensor, data.sample_rate),
-        event_times=event_times,
-        classes=classes,
-        skipped=skipped,
-        starts=starts,
-        paths=paths,
+    clips = ClipSet.from_decoded(
+        ids, labels, frames, audio, event_times, classes, skipped, data.sample_rate, starts=starts, paths=paths
     )
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.partial")

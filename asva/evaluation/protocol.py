@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from asva.config.schema import DataConfig
-from asva.data.audio import fbank
 from asva.data.dataset import ClipSet
 from asva.data.media import probe, read_clip
 from asva.errors import DataError
@@ -79,14 +78,4 @@ def evaluation_clips(root: str | Path, split: str, data: DataConfig, count: int 
             event_times.append([t - start for t in events.get(video_id, []) if 0 <= t - start < data.clip_seconds])
     if not ids:
         raise DataError(f"{root}: no evaluation clip could be decoded from {split}.txt ({len(skipped)} skipped)")
-    audio_tensor = torch.stack(audio)
-    return ClipSet(
-        video_ids=ids,
-        labels=labels,
-        frames=torch.stack(frames),
-        audio=audio_tensor,
-        fbank=fbank(audio_tensor, data.sample_rate),
-        event_times=event_times,
-        classes=classes,
-        skipped=skipped,
-    )
+    return ClipSet.from_decoded(ids, labels, frames, audio, event_times, classes, skipped, data.sample_rate)
