@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,8 @@ from mlflow.tracking import MlflowClient
 from asva.data.media import write_video
 from asva.tracking.store import PARENT_TAG, ROLE_JOB, ROLE_SWEEP, ROLE_TAG, STUDY_TAG
 from conftest import require_executables
+from services.mlflow_server import stop_process_group, wait_until_healthy
+from services.postgres import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -43,12 +42,6 @@ class LoggedSweep:
     experiment_id: str
     parent_id: str
     child_id: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def log_sweep(root: Path) -> LoggedSweep:
@@ -86,23 +79,10 @@ def mlflow_ui(tmp_path: Path) -> Iterator[tuple[str, LoggedSweep]]:
     server = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"mlflow ui exited with {server.returncode}: {(tmp_path / 'mlflow_ui.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow ui did not answer on {url} within {SERVER_START_S} s")
-            time.sleep(0.5)
+        wait_until_healthy(url, server, tmp_path / "mlflow_ui.log", timeout_s=SERVER_START_S)
         yield url, sweep
     finally:
-        os.killpg(server.pid, 15)  # the server and its worker processes
-        server.wait(timeout=60)
+        stop_process_group(server)
         log.close()
 
 

@@ -38,24 +38,29 @@ def running_mlflow_server(backend_store_uri: str, artifacts: Path, log: Path) ->
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(url, server, log)
+        wait_until_healthy(url, server, log)
         yield MlflowServer(url=url, artifacts=artifacts, start_seconds=time.perf_counter() - started)
     finally:
-        # The server runs its web workers as children, all in the session started for it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process_group(server)
 
 
-def _wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def stop_process_group(server: subprocess.Popen) -> None:
+    """Stop an MLflow server and its web workers (children in the session started for it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Return once `url`/health answers 200; fail with the server's log if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
     while True:
         if server.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"mlflow exited with {server.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
@@ -63,5 +68,5 @@ def _wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"mlflow server not healthy after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"mlflow not healthy on {url} after {timeout_s} s:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
