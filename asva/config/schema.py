@@ -85,8 +85,12 @@ class CurationConfig:
     flow_quantile: float = 0.25
     # Largest flow below which nothing moves at all (a still picture with sound); 0 disables.
     min_flow: float = 0.02
-    # 4. On-screen text with Tesseract: largest share of the frame its words may cover.
+    # 4. On-screen text: largest share of the frame its words may cover (max_text_area).
     text: bool = True
+    # CRAFT (official craft_mlt_25k.pth layout) from this path, else Tesseract. CRAFT sees frames
+    # enlarged 1.5x (longer side at most 1280 px) and keeps words of region score >= 0.7
+    # (pixels: region > 0.4 or affinity > 0.4); text_min_confidence applies to Tesseract only.
+    craft_weights: Optional[str] = None
     max_text_area: float = 0.03
     text_frames: int = 2
     text_min_confidence: float = 60.0

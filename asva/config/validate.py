@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from asva.config.schema import ExperimentConfig, StageConfig, TrackingConfig
 from asva.errors import ConfigError
@@ -98,6 +99,8 @@ def validate_curation_filters(filters, key: str) -> None:
         raise ConfigError(f"{key}.workers: must be >= 1, got {filters.workers}")
     if filters.raft_variant not in ("small", "large"):
         raise ConfigError(f"{key}.raft_variant: must be small or large, got {filters.raft_variant!r}")
+    if filters.craft_weights and not Path(filters.craft_weights).is_file():
+        raise ConfigError(f"{key}.craft_weights: {filters.craft_weights} does not exist")
     if not 0 <= filters.flow_quantile <= 1:
         raise ConfigError(f"{key}.flow_quantile: must be within [0, 1], got {filters.flow_quantile}")
     for name in ("min_seconds", "flow_pairs", "text_frames", "analysis_side", "scene_threshold", "max_flow"):

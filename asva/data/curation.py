@@ -8,8 +8,9 @@ Filters, each switchable in `CurationConfig`, run per video in this order:
   3. flow: optical-flow magnitude per segment, OpenCV Farneback by default ("farneback" in the
      manifest) or torchvision RAFT when `raft_weights` names its weights ("raft_small"/"raft_large");
      a segment whose flow is sharp in most frame pairs (or that never moves) is dropped;
-  4. text: Tesseract OCR on a few frames per segment; a segment whose words cover more than
-     `max_text_area` of the frame is dropped.
+  4. text: on a few frames per segment, CRAFT's word boxes when `craft_weights` names its weights
+     ("craft" in the manifest, asva/data/craft.py), else the words Tesseract OCR reads
+     ("tesseract"); a segment whose text covers more than `max_text_area` of the frame is dropped.
 Audio-visual misalignment passes every filter, as in the paper: no visual filter can see it.
 
 `curate_folder` is resumable: each finished video is one line of `journal.jsonl`, appended and
@@ -76,7 +77,7 @@ def flow_method(cfg: CurationConfig) -> str:
 
 
 def text_method(cfg: CurationConfig) -> str:
-    return "tesseract"
+    return "craft" if cfg.craft_weights else "tesseract"
 
 
 # ---------------------------------------------------------------- the filters, one video at a time
@@ -223,9 +224,17 @@ def text_area(frame: np.ndarray, min_confidence: float) -> float:
 
 def check_text(frames: np.ndarray, start: int, end: int, cfg: CurationConfig) -> str | None:
     picks = np.linspace(start, end - 1, num=cfg.text_frames + 2)[1:-1].round().astype(int)
-    largest = max(text_area(frames[i], cfg.text_min_confidence) for i in picks)
+    if cfg.craft_weights:
+        from asva.data.craft import text_share
+
+        largest = max(text_share(frames[i], cfg.craft_weights) for i in picks)
+    else:
+        largest = max(text_area(frames[i], cfg.text_min_confidence) for i in picks)
     if largest > cfg.max_text_area:
-        return f"on-screen text: words cover {100 * largest:.1f}% of the frame > {100 * cfg.max_text_area:g}% (tesseract)"
+        return (
+            f"on-screen text: words cover {100 * largest:.1f}% of the frame > {100 * cfg.max_text_area:g}% "
+            f"({text_method(cfg)})"
+        )
     return None
 
 
@@ -358,6 +367,11 @@ def run_filters(
     on_verdict: Callable[[Verdict], None] | None = None,
 ) -> dict[str, Verdict]:
     """Examine every video not yet in the journal, `cfg.workers` at a time; returns all verdicts."""
+    if cfg.text and cfg.craft_weights:
+        from asva.data.craft import craft_model
+
+        # A wrong weights file stops the run here, not as one rejection per video.
+        craft_model(cfg.craft_weights)
     output.mkdir(parents=True, exist_ok=True)
     done = read_journal(output)
     pending = [video for video in videos if video.video_id not in done]
