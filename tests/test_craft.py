@@ -1,0 +1,226 @@
+"""CRAFT text detector: the official checkpoint layout loads strictly, bad files fail with one clear
+error, the post-processing measures the boxes it should, and curation uses CRAFT when given weights.
+
+The weights here are random: they exercise loading and plumbing, never detection quality."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asva.config.schema import CurationConfig
+from asva.config.validate import validate_curation_filters
+from asva.data import craft, curation
+from asva.data.media import write_video
+from asva.data.synthetic import CLASSES, render_frames, synthesize_audio
+from asva.errors import ConfigError, DataError
+from conftest import REPO
+
+LAYOUTS = REPO / "tests" / "checkpoint_layouts"
+sys.path.insert(0, str(LAYOUTS))
+from craft_listing import craft_keys  # noqa: E402
+
+LISTING = LAYOUTS / "craft_mlt_25k.json"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    craft._MODEL_CACHE.clear()
+
+
+def random_checkpoint(path: Path, prefix: str = "module.", counters: bool = False) -> Path:
+    """A state dict in the official layout (keys and shapes from the committed listing)."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape in json.loads(LISTING.read_text()).items():
+        key = prefix + key.removeprefix("module.")
+        value = torch.randn(shape, generator=generator) * 0.05
+        state[key] = value.abs() + 0.5 if key.endswith("running_var") else value
+        if counters and key.endswith("running_var"):
+            state[key.replace("running_var", "num_batches_tracked")] = torch.tensor(7)
+    torch.save(state, path)
+    return path
+
+
+def conv(cin, cout, k):
+    return cin * cout * k * k + cout
+
+
+def test_listing_is_the_official_architecture_and_matches_the_model():
+    # Committed listing == the hand walk of the official code == our module's state dict.
+    listing = json.loads(LISTING.read_text())
+    assert listing == craft_keys()
+    ours = {"module." + key: list(value.shape) for key, value in craft.Craft().state_dict().items() if not key.endswith("num_batches_tracked")}
+    assert ours == listing
+    # Parameter count from the official layers: 12 VGG16-BN convs (conv1_1 .. conv5_2) with their
+    # BatchNorms, fc6/fc7, four double_conv blocks, the 5-conv head.
+    vgg = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256), (256, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+    expected = sum(conv(cin, cout, 3) + 2 * cout for cin, cout in vgg)
+    expected += conv(512, 1024, 3) + conv(1024, 1024, 1)
+    for cin, mid, cout in [(1024, 512, 256), (512, 256, 128), (256, 128, 64), (128, 64, 32)]:
+        expected += conv(cin + mid, mid, 1) + 2 * mid + conv(mid, cout, 3) + 2 * cout
+    expected += conv(32, 32, 3) + conv(32, 32, 3) + conv(32, 16, 3) + conv(16, 16, 1) + conv(16, 2, 1)
+    assert expected == 20_770_466
+    assert sum(p.numel() for p in craft.Craft().parameters()) == expected
+    running = sum(np.prod(shape) for key, shape in listing.items() if key.endswith(("running_mean", "running_var")))
+    assert sum(np.prod(shape) for shape in listing.values()) - running == expected
+
+
+@pytest.mark.parametrize("prefix,counters", [("module.", False), ("", False), ("module.", True)])
+def test_official_layout_loads_strictly_with_or_without_the_parallel_prefix(tmp_path, prefix, counters):
+    path = random_checkpoint(tmp_path / "craft_mlt_25k.pth", prefix, counters)
+    model = craft.craft_model(path)
+    saved = torch.load(path, weights_only=True)
+    key = "basenet.slice5.1.weight"
+    assert torch.equal(model.state_dict()[key], saved[prefix + key])
+    assert not model.training
+    assert craft.craft_model(path) is model  # loaded once per process
+
+
+def test_wrong_files_fail_with_one_error_naming_the_file_and_keys(tmp_path):
+    state = torch.load(random_checkpoint(tmp_path / "good.pth"), weights_only=True)
+    renamed = dict(state)
+    renamed["module.upconv1.conv.0.weights"] = renamed.pop("module.upconv1.conv.0.weight")
+    torch.save(renamed, tmp_path / "renamed.pth")
+    with pytest.raises(DataError) as error:
+        craft.craft_model(tmp_path / "renamed.pth")
+    message = str(error.value)
+    assert "renamed.pth" in message and "\n" not in message
+    assert "missing keys upconv1.conv.0.weight" in message and "unknown keys upconv1.conv.0.weights" in message
+
+    reshaped = dict(state, **{"module.conv_cls.8.weight": torch.zeros(3, 16, 1, 1)})
+    torch.save(reshaped, tmp_path / "reshaped.pth")
+    with pytest.raises(DataError, match=r"reshaped\.pth.*wrong shapes conv_cls\.8\.weight \(3, 16, 1, 1\) != \(2, 16, 1, 1\)"):
+        craft.craft_model(tmp_path / "reshaped.pth")
+
+    (tmp_path / "text.pth").write_text("not a checkpoint")
+    with pytest.raises(DataError, match=r"text\.pth is not a PyTorch checkpoint"):
+        craft.craft_model(tmp_path / "text.pth")
+    with pytest.raises(DataError, match=r"craft_weights: .*absent\.pth does not exist"):
+        craft.craft_model(tmp_path / "absent.pth")
+
+
+def test_scores_are_two_maps_at_half_resolution():
+    model = craft.Craft().eval()
+    with torch.no_grad():
+        scores = model(torch.randn(1, 3, 64, 96))
+    assert scores.shape == (1, 32, 48, 2)
+
+
+def test_frames_are_enlarged_padded_to_32_and_normalised_like_the_official_code():
+    frame = np.full((64, 100, 3), (124, 116, 104), dtype=np.uint8)  # ~ the ImageNet mean in 0-255
+    tensor, heat = craft.prepare_frame(frame)
+    # 1.5x: 96 x 150, padded to 96 x 160; the frame fills 48 x 75 of the half-resolution maps.
+    assert tensor.shape == (1, 3, 96, 160) and heat == (48, 75)
+    assert tensor[0, :, :96, :150].abs().max() < 0.02
+    assert torch.allclose(tensor[0, :, 0, -1], torch.tensor([-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]))
+    big = np.zeros((900, 1200, 3), dtype=np.uint8)  # 1.5x would exceed the 1280 canvas
+    assert craft.prepare_frame(big)[0].shape == (1, 3, 960, 1280)
+
+
+def blob_maps():
+    region = np.zeros((100, 120), dtype=np.float32)
+    affinity = np.zeros_like(region)
+    region[10:20, 10:40] = 0.9  # a 10 x 30 word
+    region[60:80, 70:90] = 0.8  # a 20 x 20 word
+    region[40:50, 100:110] = 0.6  # text-like but never reaching text_threshold 0.7
+    region[90:93, 5:8] = 0.95  # a 9-pixel speck: below the 10-pixel minimum
+    return region, affinity
+
+
+def grown(height, width):
+    """A filled h x w component grown by the official margin int(2 sqrt(min side))."""
+    margin = int(2 * np.sqrt(min(height, width)))
+    return (height + margin) * (width + margin)
+
+
+def test_box_area_of_two_words_and_nothing_below_threshold():
+    region, affinity = blob_maps()
+    boxes = craft.text_boxes(region, affinity)
+    assert len(boxes) == 2
+    share = craft.box_share(boxes, region.shape)
+    expected = (grown(10, 30) + grown(20, 20)) / region.size
+    assert share == pytest.approx(expected, rel=0.05)
+    assert craft.box_share(craft.text_boxes(region * 0.7, affinity), region.shape) == 0.0  # peaks 0.63 < 0.7
+    assert craft.box_share(craft.text_boxes(np.zeros_like(region), affinity), region.shape) == 0.0
+
+
+def test_affinity_links_characters_into_one_word_box():
+    region = np.zeros((60, 100), dtype=np.float32)
+    affinity = np.zeros_like(region)
+    for left in (10, 30, 50):
+        region[20:32, left:left + 12] = 0.9  # three characters with 8-px gaps
+    affinity[22:30, 20:32] = affinity[22:30, 40:52] = 0.8
+    boxes = craft.text_boxes(region, affinity)
+    assert len(boxes) == 1
+    xs, ys = boxes[0][:, 0], boxes[0][:, 1]
+    assert xs.min() <= 10 and xs.max() >= 61 and ys.min() <= 20 and ys.max() >= 31
+    assert len(craft.text_boxes(region, np.zeros_like(affinity))) == 3
+
+
+def write_clip(path: Path) -> curation.Video:
+    rng = np.random.default_rng(0)
+    frames = render_frames(CLASSES["drum"], [0.7, 1.5], 6, 2.0, 32, rng)
+    audio = synthesize_audio(CLASSES["drum"], [0.7, 1.5], 2.0, 16000, rng)
+    write_video(path, frames, 6, audio)
+    return curation.Video(path.stem, "drum", str(path))
+
+
+def test_curation_with_craft_weights_measures_text_with_craft(tmp_path, monkeypatch):
+    weights = random_checkpoint(tmp_path / "craft_mlt_25k.pth")
+    cfg = replace(CurationConfig(), craft_weights=str(weights), workers=1)
+    assert curation.text_method(cfg) == "craft" and curation.text_method(CurationConfig()) == "tesseract"
+    video = write_clip(tmp_path / "clip.mp4")
+
+    # The real network with random weights runs on the frames and gives a share in [0, 1].
+    frames = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    assert 0.0 <= craft.text_share(frames[0], weights) <= 1.0
+    kept = curation.examine(video, replace(cfg, max_text_area=1.0))
+    assert kept.kept == [(0.0, 2.0)], kept.rejected
+    assert curation.manifest_rows([kept], cfg)[0]["text_method"] == "craft"
+
+    # Score maps with two words: the text filter rejects the segment and names CRAFT.
+    seen = []
+
+    def two_words(frame, path):
+        seen.append(path)
+        return blob_maps()
+
+    monkeypatch.setattr(craft, "score_maps", two_words)
+    rejected = curation.examine(video, cfg)
+    assert not rejected.kept and len(rejected.rejected) == 1
+    stage, start, end, reason = rejected.rejected[0]
+    assert stage == "text" and (start, end) == (0.0, 2.0)
+    share = (grown(10, 30) + grown(20, 20)) / 12000
+    assert reason.endswith("(craft)") and f"{100 * share:.1f}% of the frame" in reason
+    assert seen == [str(weights)] * cfg.text_frames
+    # Above the measured share, the same maps pass.
+    assert curation.examine(video, replace(cfg, max_text_area=share + 0.01)).kept == [(0.0, 2.0)]
+
+
+def test_a_bad_weights_file_stops_curation_before_any_video(tmp_path):
+    (tmp_path / "broken.pth").write_bytes(b"\0" * 64)
+    cfg = replace(CurationConfig(), craft_weights=str(tmp_path / "broken.pth"), workers=1)
+    video = write_clip(tmp_path / "clip.mp4")
+    with pytest.raises(DataError, match="broken.pth"):
+        curation.run_filters([video], cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # With the text filter off the weights are not needed.
+    verdicts = curation.run_filters([video], replace(cfg, text=False), tmp_path / "out")
+    assert verdicts["clip"].kept == [(0.0, 2.0)]
+
+
+def test_config_names_a_missing_weights_file():
+    validate_curation_filters(CurationConfig(), "filters")
+    with pytest.raises(ConfigError, match=r"^curation_filters\.craft_weights: /no/such/craft\.pth does not exist$"):
+        validate_curation_filters(CurationConfig(craft_weights="/no/such/craft.pth"), "curation_filters")
