@@ -104,8 +104,9 @@ def test_wrong_files_fail_with_one_error_naming_the_file_and_keys(tmp_path):
         craft.craft_model(tmp_path / "reshaped.pth")
 
     (tmp_path / "text.pth").write_text("not a checkpoint")
-    with pytest.raises(DataError, match=r"text\.pth is not a PyTorch checkpoint"):
+    with pytest.raises(DataError, match=r"text\.pth is not a PyTorch checkpoint") as error:
         craft.craft_model(tmp_path / "text.pth")
+    assert "\n" not in str(error.value)
     with pytest.raises(DataError, match=r"craft_weights: .*absent\.pth does not exist"):
         craft.craft_model(tmp_path / "absent.pth")
 

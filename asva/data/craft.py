@@ -142,7 +142,8 @@ def load_craft_state(model: Craft, path: str | Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise DataError(f"craft_weights: {path} is not a PyTorch checkpoint ({type(error).__name__}: {error})") from error
+        # torch's own message runs over many lines; the error stays on one.
+        raise DataError(f"craft_weights: {path} is not a PyTorch checkpoint ({type(error).__name__})") from error
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
