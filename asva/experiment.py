@@ -236,11 +236,11 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
         losses = train_adapter_stage(
             model,
             subset,
-            model.encode_audio(subset.fbank, subset.audio, cfg.data.sample_rate),
             cfg.train.finetune,
             cfg.diffusion,
             cfg.seed,
-            desc=f"stage 2: finetuning adapters on {len(subset)} clips",
+            desc=f"stage 2: finetuning adapters on {len(subset)} videos",
+            sample_rate=cfg.data.sample_rate,
             checkpoint_path=run_dir / FINETUNE_CHECKPOINT,
             on_step=on_step if main else None,
             on_checkpoint=(lambda step: run.flush()) if main else None,

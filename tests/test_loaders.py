@@ -118,9 +118,12 @@ def test_vggsound_csv_and_clip_folder(tmp_path):
     pool = load_pool(data, tmp_path, tmp_path / "cache")
     assert pool.video_ids == ["aaaaaaaaaaa_000030", "bbbbbbbbbbb_000004"]
     assert pool.classes == ["dog barking", "hammering"]
-    assert pool.starts[1] == 4.0  # cut at the labelled second of the whole video
-    assert 0 <= pool.starts[0] <= 8.0  # a uniform 2-s window of the 10-s clip
-    assert float(pool.frames[1, 0].float().mean()) == pytest.approx(80, abs=3)  # brightness 20 x 4 s
+    # Training draws from the labelled 10 s: of the whole video from its labelled second 4.
+    assert pool.windows.video_start.tolist() == [0.0, 4.0]
+    assert pool.windows.row_starts.tolist() == [10 * 6 - 12 + 1] * 2
+    assert 4.0 <= pool.starts[1] <= 12.0 and 0 <= pool.starts[0] <= 8.0  # the fixed 2-s clips
+    brightness = float(pool.frames[1, 0].float().mean())  # 20 per second of the video
+    assert brightness == pytest.approx(20 * pool.starts[1], abs=3)
     assert len(pool.skipped) == 1 and "ddddddddddd_000012" in pool.skipped[0]
     test = load_vggsound(tmp_path, tmp_path / "vggsound.csv", "test", data, tmp_path / "cache")
     assert test.video_ids == ["ccccccccccc_000000"]

@@ -75,7 +75,7 @@ def test_adapter_training_decreases_the_loss_on_a_fixed_batch():
     data = clips(4)
     before = fixed_batch_loss(model, data)
     stage = StageConfig(lr=3e-3, batch_size=4, steps=20)
-    losses = train_adapter_stage(model, data, model.encode_audio(data.fbank), stage, DiffusionConfig(cond_drop=0.0), seed=0, desc="test")
+    losses = train_adapter_stage(model, data, stage, DiffusionConfig(cond_drop=0.0), seed=0, desc="test")
     assert len(losses) == 20
     assert fixed_batch_loss(model, data) < before
 
@@ -89,7 +89,7 @@ def test_adapter_training_leaves_the_frozen_parts_untouched():
         if not key.startswith(("audio_projections.", "audio_cross_attn.")) and ".audio_cross_attn." not in key
     }
     assert any(key.startswith("base.unet.") for key in frozen) and any(key.startswith("encoders.") for key in frozen)
-    train_adapter_stage(model, data, model.encode_audio(data.fbank), StageConfig(lr=1e-2, batch_size=4, steps=2), DiffusionConfig(), 0, "test")
+    train_adapter_stage(model, data, StageConfig(lr=1e-2, batch_size=4, steps=2), DiffusionConfig(), 0, "test")
     for key, value in frozen.items():
         assert torch.equal(value, model.state_dict()[key]), key
 
@@ -98,14 +98,14 @@ def test_resumed_training_ends_with_the_same_weights(tmp_path):
     data = clips(6)
     stage = StageConfig(lr=3e-3, batch_size=4, steps=6, checkpoint_every=3)
     straight = make_model()
-    train_adapter_stage(straight, data, straight.encode_audio(data.fbank), stage, DiffusionConfig(), 0, "test")
+    train_adapter_stage(straight, data, stage, DiffusionConfig(), 0, "test")
 
     resumed = make_model()
     checkpoint = tmp_path / "ckpt.pt"
     half = StageConfig(lr=3e-3, batch_size=4, steps=3, checkpoint_every=3)
-    train_adapter_stage(resumed, data, resumed.encode_audio(data.fbank), half, DiffusionConfig(), 0, "test", checkpoint_path=checkpoint)
+    train_adapter_stage(resumed, data, half, DiffusionConfig(), 0, "test", checkpoint_path=checkpoint)
     again = make_model()  # a new process: fresh model, state from the checkpoint
-    train_adapter_stage(again, data, again.encode_audio(data.fbank), stage, DiffusionConfig(), 0, "test", checkpoint_path=checkpoint)
+    train_adapter_stage(again, data, stage, DiffusionConfig(), 0, "test", checkpoint_path=checkpoint)
     for key, value in straight.adapter_state_dict().items():
         assert torch.equal(value, again.adapter_state_dict()[key]), key
 

@@ -52,7 +52,7 @@ class DataConfig:
     clip_seconds: float = 2.0
     frame_size: int = 32
     sample_rate: int = 16000
-    # Where a training clip starts in a longer video: "uniform" (drawn per video from the seed) or "start".
+    # Training clips of a longer video: "uniform" (a new uniformly placed clip at every step) or "start".
     train_clip_start: str = "uniform"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 

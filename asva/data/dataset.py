@@ -6,7 +6,8 @@
     <root>/manifest.csv             optional: event times (the synthetic benchmark writes it)
 
 VGGSound: a CSV of (youtube id, start second, label, split) and a folder of clips (`load_vggsound`).
-Training clips start at a uniformly drawn time of their video (docs/datasets.md).
+A training split keeps its whole videos (`ClipSet.windows`): training draws a new uniformly placed
+2-second clip from them at every step (asva/data/windows.py, docs/datasets.md).
 
 Decoding is the slow part, so a split is decoded once and cached as a tensor file keyed by the
 folder, the split and the decoding settings. A file that cannot be decoded is skipped, named in a
@@ -30,7 +31,8 @@ from asva.progress import progress
 
 from asva.config.schema import DataConfig
 from asva.data.audio import fbank
-from asva.data.media import read_clip
+from asva.data.media import Clip, read_clip, read_video
+from asva.data.windows import VideoWindows, concatenate_windows
 from asva.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClipSet:
-    """Decoded clips of one split: frames [N, T, H, W, 3] uint8, audio [N, S], fbank [N, F, mel]."""
+    """Decoded clips of one split: frames [N, T, H, W, 3] uint8, audio [N, S], fbank [N, F, mel].
+
+    A training split also keeps its whole videos in `windows`, row for row; its `frames` are then one
+    clip per video drawn once (seeded by the video id), for the parts that train on fixed clips.
+    """
 
     video_ids: list[str]
     labels: list[str]
@@ -50,6 +56,7 @@ class ClipSet:
     skipped: list[str] = field(default_factory=list)  # "path: reason" for each undecodable file
     starts: list[float] = field(default_factory=list)  # where each clip starts in its video (s)
     paths: list[str] = field(default_factory=list)  # each clip's video file
+    windows: VideoWindows | None = None  # the whole videos training draws fresh clips from
 
     @classmethod
     def from_decoded(
@@ -64,6 +71,7 @@ class ClipSet:
         sample_rate: int,
         starts: list[float] | None = None,
         paths: list[str] | None = None,
+        windows: VideoWindows | None = None,
     ) -> "ClipSet":
         """Stack per-clip decodes into one set; the filterbanks are computed here, once."""
         audio_tensor = torch.stack(audio)
@@ -78,6 +86,7 @@ class ClipSet:
             skipped=skipped,
             starts=starts or [],
             paths=paths or [],
+            windows=windows,
         )
 
     def __len__(self) -> int:
@@ -99,6 +108,7 @@ class ClipSet:
             skipped=self.skipped,
             starts=[self.starts[i] for i in indices] if self.starts else [],
             paths=[self.paths[i] for i in indices] if self.paths else [],
+            windows=self.windows.subset(indices) if self.windows is not None else None,
         )
 
 
@@ -121,20 +131,23 @@ def _read_event_times(root: Path) -> dict[str, list[float]]:
 
 @dataclass(frozen=True)
 class VideoEntry:
-    """One video to decode: its id, class, file and where its clip starts (None: drawn uniformly)."""
+    """One video to decode: its id, class, file and the span of it to use (end None: to the end)."""
 
     video_id: str
     label: str
     path: Path
-    start: float | None
+    start: float = 0.0
+    end: float | None = None
 
 
-# The uniform clip start of a training video is drawn once per video from this seed and the video
-# id, so every job (and the decoding cache) sees the same clip of that video.
+# A training split's fixed clip of a video is drawn once from this seed and the video id, so every
+# job (and the decoding cache) sees the same fixed clip of that video.
 CLIP_START_SEED = 0
+# A VGGSound label covers the 10 seconds from its start second.
+VGGSOUND_SECONDS = 10.0
 
 
-def _cache_key(name: str, entries: list[VideoEntry], data: DataConfig, stamp_file: Path) -> str:
+def _cache_key(name: str, entries: list[VideoEntry], data: DataConfig, stamp_file: Path, windows: bool) -> str:
     stamp = json.dumps(
         {
             "name": name,
@@ -142,17 +155,18 @@ def _cache_key(name: str, entries: list[VideoEntry], data: DataConfig, stamp_fil
             "seconds": data.clip_seconds,
             "size": data.frame_size,
             "rate": data.sample_rate,
-            "entries": [[e.video_id, e.label, str(e.path.resolve()), e.start] for e in entries],
+            "entries": [[e.video_id, e.label, str(e.path.resolve()), e.start, e.end] for e in entries],
             "mtime": stamp_file.stat().st_mtime_ns,
-            "version": 3,
+            "windows": windows,
+            "version": 4,
         },
         sort_keys=True,
     )
     return hashlib.sha256(stamp.encode()).hexdigest()[:16]
 
 
-def _training_start(split: str, data: DataConfig) -> float | None:
-    return None if split == "train" and data.train_clip_start == "uniform" else 0.0
+def _keeps_windows(split: str, data: DataConfig) -> bool:
+    return split == "train" and data.train_clip_start == "uniform"
 
 
 def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | Path) -> ClipSet:
@@ -167,8 +181,10 @@ def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | 
         label = line.split("/")[0]
         if label not in classes:
             raise DataError(f"{split_file}: class {label!r} of {line} is not in classes.txt")
-        entries.append(VideoEntry(Path(line).stem, label, root / "videos" / line, _training_start(split, data)))
-    return decode_entries(f"{root.name}-{split}", entries, classes, data, cache_dir, split_file, _read_event_times(root))
+        entries.append(VideoEntry(Path(line).stem, label, root / "videos" / line))
+    events = _read_event_times(root)
+    name = f"{root.name}-{split}"
+    return decode_entries(name, entries, classes, data, cache_dir, split_file, events, windows=_keeps_windows(split, data))
 
 
 def read_vggsound_csv(path: Path) -> list[tuple[str, float, str, str]]:
@@ -231,9 +247,11 @@ def load_vggsound(root: str | Path, csv_path: str | Path, split: str, data: Data
             missing.append(f"{root / video_id}.mp4: not downloaded")
             continue
         path, offset = found
-        # A whole video is cut at its labelled start; a 10-s clip gives a uniform 2-s window.
-        entries.append(VideoEntry(video_id, label, path, offset if offset else _training_start(split, data)))
-    return decode_entries(f"vggsound-{split}", entries, classes, data, cache_dir, csv_path, {}, missing)
+        # A whole YouTube video is used from its labelled start for the labelled 10 s.
+        entries.append(VideoEntry(video_id, label, path, offset, offset + VGGSOUND_SECONDS if offset else None))
+    return decode_entries(
+        f"vggsound-{split}", entries, classes, data, cache_dir, csv_path, {}, missing, windows=_keeps_windows(split, data)
+    )
 
 
 def decode_entries(
@@ -245,18 +263,29 @@ def decode_entries(
     stamp_file: Path,
     events: dict[str, list[float]],
     skipped: list[str] | None = None,
+    windows: bool = False,
 ) -> ClipSet:
-    """Decode the clips of `entries` into one ClipSet, cached by their list and the decoding settings."""
+    """Decode the clips of `entries` into one ClipSet, cached by their list and the decoding settings.
+
+    With `windows`, each entry's whole span is kept for training to draw clips from, and the fixed
+    clip is drawn from it uniformly; otherwise the clip starts at the entry's start.
+    """
     skipped = list(skipped or [])
-    cache = Path(cache_dir) / "decoded" / f"{name}-{_cache_key(name, entries, data, stamp_file)}.pt"
+    cache = Path(cache_dir) / "decoded" / f"{name}-{_cache_key(name, entries, data, stamp_file, windows)}.pt"
     if cache.is_file():
-        return ClipSet(**torch.load(cache, weights_only=False))
+        # Memory-mapped: a split of long videos at 256 px stays on disk until a batch reads it.
+        return ClipSet(**torch.load(cache, weights_only=False, mmap=True))
 
     ids, labels, frames, audio, event_times, starts, paths = [], [], [], [], [], [], []
+    video_frames, video_audio, video_starts = [], [], []
+    clip_frames = round(data.clip_seconds * data.fps)
     for entry in progress(entries, desc=f"decoding {name}", unit="video"):
-        rng = np.random.default_rng([CLIP_START_SEED, zlib.crc32(entry.video_id.encode())])
         try:
-            clip = read_clip(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start, rng)
+            if windows:
+                video = read_video(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start, entry.end)
+                clip = _fixed_clip(video, entry.video_id, clip_frames)
+            else:
+                clip = read_clip(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start)
         except DataError as error:
             skipped.append(str(error))
             log.warning("skipping %s", error)
@@ -268,10 +297,19 @@ def decode_entries(
         event_times.append([round(t - clip.start, 4) for t in events.get(entry.video_id, [])])
         starts.append(clip.start)
         paths.append(str(entry.path))
+        if windows:
+            video_frames.append(torch.from_numpy(video.frames))
+            video_audio.append(torch.from_numpy(video.audio))
+            video_starts.append(video.start)
     if not ids:
         raise DataError(f"{name}: no decodable video ({len(skipped)} skipped)")
+    whole = (
+        VideoWindows.from_videos(video_frames, video_audio, video_starts, clip_frames, data.fps, data.sample_rate)
+        if windows
+        else None
+    )
     clips = ClipSet.from_decoded(
-        ids, labels, frames, audio, event_times, classes, skipped, data.sample_rate, starts=starts, paths=paths
+        ids, labels, frames, audio, event_times, classes, skipped, data.sample_rate, starts=starts, paths=paths, windows=whole
     )
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
@@ -280,8 +318,27 @@ def decode_entries(
     return clips
 
 
+def _fixed_clip(video: Clip, video_id: str, clip_frames: int) -> Clip:
+    """The clip of a whole decoded video that its id draws (uniformly over the frame grid)."""
+    rng = np.random.default_rng([CLIP_START_SEED, zlib.crc32(video_id.encode())])
+    first = int(rng.integers(0, len(video.frames) - clip_frames + 1))
+    samples = round(clip_frames * video.sample_rate / video.fps)
+    first_sample = round(first * video.sample_rate / video.fps)
+    audio = np.pad(video.audio[first_sample : first_sample + samples], (0, 1))[:samples]
+    return Clip(
+        frames=video.frames[first : first + clip_frames],
+        audio=audio,
+        fps=video.fps,
+        sample_rate=video.sample_rate,
+        start=video.start + first / video.fps,
+    )
+
+
 def concatenate(first: ClipSet, second: ClipSet) -> ClipSet:
-    """The clips of both sets, in order (same decoding settings and class list)."""
+    """The clips of both sets, in order (same decoding settings and class list; both with whole
+    videos or neither)."""
+    if (first.windows is None) != (second.windows is None):
+        raise ValueError("cannot concatenate a set with whole videos and one without")
     return ClipSet(
         video_ids=first.video_ids + second.video_ids,
         labels=first.labels + second.labels,
@@ -293,6 +350,7 @@ def concatenate(first: ClipSet, second: ClipSet) -> ClipSet:
         skipped=first.skipped + second.skipped,
         starts=first.starts + second.starts,
         paths=first.paths + second.paths,
+        windows=concatenate_windows(first.windows, second.windows) if first.windows is not None else None,
     )
 
 

@@ -164,23 +164,8 @@ def _resize(frames: np.ndarray, size: int) -> np.ndarray:
     return square.permute(0, 2, 3, 1).numpy()
 
 
-def read_clip(
-    path: str | Path,
-    fps: int,
-    seconds: float,
-    frame_size: int,
-    sample_rate: int = 16000,
-    start: float | None = 0.0,
-    rng: np.random.Generator | None = None,
-) -> Clip:
-    """Decode `seconds` of video from `start`, frames resampled to `fps` by their timestamps.
-
-    `start=None` draws the start uniformly (with `rng`) over the whole video, the way training
-    samples a 2-second clip from a longer video.
-
-    Raises DataError (naming the file) for anything unreadable or too short.
-    """
-    path = Path(path)
+def _decode_media(path: Path, sample_rate: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """(frame times [T] sorted, frames in that order, mono audio from the video's t = 0) of a file."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -204,33 +189,84 @@ def read_clip(
         raise DataError(f"{path}: {error}") from None
     except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
         raise DataError(f"{path}: unreadable media ({error})") from None
-
-    num_frames = round(seconds * fps)
     if not images:
         raise DataError(f"{path}: no decodable frames")
     order = np.argsort(times)
-    times_sorted = np.asarray(times)[order]
-    if start is None:
-        frame_step = float(np.median(np.diff(times_sorted))) if len(times_sorted) > 1 else 1.0 / fps
-        longest_start = max(0.0, min(times_sorted[-1] + frame_step, len(audio) / sample_rate) - seconds)
-        start = float((rng or np.random.default_rng()).uniform(0.0, longest_start)) if longest_start > 1e-3 else 0.0
-    wanted = start + np.arange(num_frames) / fps
+    return np.asarray(times)[order], [images[i] for i in order], audio
+
+
+def _frames_at(times: np.ndarray, images: list[np.ndarray], wanted: np.ndarray) -> np.ndarray:
     # Each target time takes the last frame shown at or before it, the way a player displays it
     # (a millisecond of slack absorbs rounding in container timestamps).
-    index = np.searchsorted(times_sorted, wanted + 1e-3, side="right") - 1
-    duration = times_sorted[-1] + 1.0 / max(fps, 1)
-    if index.min() < 0 or start + seconds > duration + 1e-3:
-        raise DataError(f"{path}: shorter than the {seconds:g} s clip requested from {start:g} s")
-    frames = np.stack([images[order[i]] for i in index])
+    index = np.searchsorted(times, wanted + 1e-3, side="right") - 1
+    return np.stack([images[i] for i in index])
+
+
+def _audio_span(audio: np.ndarray, path: Path, start: float, seconds: float, sample_rate: int) -> np.ndarray:
     first = int(round(start * sample_rate))
-    wanted_samples = int(round(seconds * sample_rate))
-    audio = audio[first : first + wanted_samples]
-    if len(audio) < wanted_samples:  # encoders pad the last AAC frame differently: pad, don't fail
-        if len(audio) < 0.9 * wanted_samples:
-            raise DataError(f"{path}: audio shorter than the {seconds:g} s clip requested")
-        audio = np.pad(audio, (0, wanted_samples - len(audio)))
+    wanted = int(round(seconds * sample_rate))
+    span = audio[first : first + wanted]
+    if len(span) < wanted:  # encoders pad the last AAC frame differently: pad, don't fail
+        if len(span) < 0.9 * wanted:
+            raise DataError(f"{path}: audio shorter than the {seconds:g} s requested from {start:g} s")
+        span = np.pad(span, (0, wanted - len(span)))
+    return span.astype(np.float32)
+
+
+def read_clip(
+    path: str | Path, fps: int, seconds: float, frame_size: int, sample_rate: int = 16000, start: float = 0.0
+) -> Clip:
+    """Decode `seconds` of video from `start`, frames resampled to `fps` by their timestamps.
+
+    Raises DataError (naming the file) for anything unreadable or too short.
+    """
+    path = Path(path)
+    times, images, audio = _decode_media(path, sample_rate)
+    duration = times[-1] + 1.0 / max(fps, 1)
+    if start < times[0] - 1e-3 or start + seconds > duration + 1e-3:
+        raise DataError(f"{path}: shorter than the {seconds:g} s clip requested from {start:g} s")
+    frames = _frames_at(times, images, start + np.arange(round(seconds * fps)) / fps)
     return Clip(
-        frames=_resize(frames, frame_size), audio=audio.astype(np.float32), fps=fps, sample_rate=sample_rate, start=start
+        frames=_resize(frames, frame_size),
+        audio=_audio_span(audio, path, start, seconds, sample_rate),
+        fps=fps,
+        sample_rate=sample_rate,
+        start=start,
+    )
+
+
+def read_video(
+    path: str | Path,
+    fps: int,
+    min_seconds: float,
+    frame_size: int,
+    sample_rate: int = 16000,
+    start: float = 0.0,
+    end: float | None = None,
+) -> Clip:
+    """Every frame from `start` to `end` (None: the end of the video or its sound, whichever comes
+    first) on the `fps` grid start + i / fps, with the sound of those frames' span.
+
+    Training draws its clips from this: a clip of T frames from grid frame j spans
+    [start + j / fps, start + (j + T) / fps], always inside [start, end]. DataError (naming the file)
+    for anything unreadable or shorter than `min_seconds` from `start`.
+    """
+    path = Path(path)
+    times, images, audio = _decode_media(path, sample_rate)
+    frame_step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / fps
+    last = min(times[-1] + frame_step, len(audio) / sample_rate)
+    if end is not None:
+        last = min(last, end)
+    count = int(np.floor((last - start) * fps + 1e-3))
+    if start < times[0] - 1e-3 or count < round(min_seconds * fps):
+        raise DataError(f"{path}: shorter than the {min_seconds:g} s clip requested from {start:g} s")
+    frames = _frames_at(times, images, start + np.arange(count) / fps)
+    return Clip(
+        frames=_resize(frames, frame_size),
+        audio=_audio_span(audio, path, start, count / fps, sample_rate),
+        fps=fps,
+        sample_rate=sample_rate,
+        start=start,
     )
 
 

@@ -9,6 +9,7 @@ import torch
 
 from asva import distributed
 from asva.config.schema import DiffusionConfig, StageConfig
+from asva.data.audio import fbank
 from asva.data.dataset import ClipSet
 from asva.models.asva_model import ASVAModel, AudioFeatures
 from asva.models.diffusion import drop_masks, noised_batch, training_scheduler
@@ -16,14 +17,51 @@ from asva.training.components import captions
 from asva.training.loop import LoopSpec, train_loop
 
 
+class StageClips:
+    """What one stage trains on, batch by batch: (first-frame source frames, latents, audio features).
+
+    A set that keeps whole videos with more than one clip to draw gives each video of a batch a new
+    uniformly placed clip at every step, encoded by the frozen first stage and audio encoders then.
+    Otherwise every video has one clip (the fixed clips, or the only clip a short video holds),
+    encoded once up front.
+    """
+
+    def __init__(self, model: ASVAModel, clips: ClipSet, sample_rate: int):
+        self.model, self.sample_rate = model, sample_rate
+        self.windows = clips.windows if clips.windows is not None and clips.windows.has_choice else None
+        if self.windows is None:
+            if clips.windows is not None:  # the only clip of each row (a curated span may have moved it)
+                rows = torch.arange(len(clips))
+                frames, audio = clips.windows.clips(rows, clips.windows.row_first)
+                self.frames, bank = frames, fbank(audio, sample_rate)
+            else:
+                self.frames, audio, bank = clips.frames, clips.audio, clips.fbank
+            with torch.no_grad():
+                self.latents = model.base.encode_video(self.frames)
+            self.features = model.encode_audio(bank, audio, sample_rate)
+
+    @property
+    def draws_clips(self) -> bool:
+        return self.windows is not None
+
+    def batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, AudioFeatures]:
+        if self.windows is None:
+            return self.frames[idx], self.latents[idx], self.features.select(idx)
+        frames, audio = self.windows.clips(idx, self.windows.draw_starts(idx, generator))
+        with torch.no_grad():
+            latents = self.model.base.encode_video(frames)
+            features = self.model.encode_audio(fbank(audio, self.sample_rate), audio, self.sample_rate)
+        return frames, latents, features
+
+
 def train_adapter_stage(
     model: ASVAModel,
     clips: ClipSet,
-    features: AudioFeatures,
     stage: StageConfig,
     diffusion: DiffusionConfig,
     seed: int,
     desc: str,
+    sample_rate: int = 16000,
     checkpoint_path: Path | None = None,
     on_step: Callable[[int, float], None] | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
@@ -32,24 +70,25 @@ def train_adapter_stage(
 ) -> list[float]:
     """Denoising loss with 5% (cond_drop) independent image/text/audio dropout; base and encoders frozen.
 
-    With `data_parallel`, every rank draws the noise of the whole global batch and runs the model on
-    its own rows only (asva/distributed.py), so the ranks together compute the one-process step.
+    With `data_parallel`, every rank draws the clips and noise of the whole global batch and runs the
+    denoiser on its own rows only (asva/distributed.py), so the ranks together compute the
+    one-process step.
     """
     scheduler = training_scheduler(diffusion)
-    with torch.no_grad():
-        latents = model.base.encode_video(clips.frames)
+    source = StageClips(model, clips, sample_rate)
 
     def loss(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         drop_image, drop_text, drop_audio = drop_masks(len(idx), diffusion.cond_drop, gen)
-        noisy, timesteps, target = noised_batch(scheduler, latents[idx], gen)
-        if not data_parallel:
-            cond = model.conditions(clips.frames[idx], features.select(idx), captions(clips, idx), drop_image, drop_text, drop_audio)
-            return torch.nn.functional.mse_loss(model(noisy, timesteps, cond), target)
-        rows = distributed.local_rows(len(idx))
-        mine = idx[rows]
-        cond = model.conditions(clips.frames[mine], features.select(mine), captions(clips, mine), drop_image[rows], drop_text[rows], drop_audio[rows])
+        frames, latents, features = source.batch(idx, gen)
+        noisy, timesteps, target = noised_batch(scheduler, latents, gen)
+        rows = distributed.local_rows(len(idx)) if data_parallel else slice(None)
+        local = torch.arange(len(idx))[rows]
+        cond = model.conditions(
+            frames[local], features.select(local), captions(clips, idx[local]), drop_image[rows], drop_text[rows], drop_audio[rows]
+        )
         prediction = model(noisy[rows], timesteps[rows], cond)
-        return torch.nn.functional.mse_loss(prediction, target[rows]) * distributed.share_weight(len(idx))
+        weight = distributed.share_weight(len(idx)) if data_parallel else 1.0
+        return torch.nn.functional.mse_loss(prediction, target[rows]) * weight
 
     return train_loop(
         model,

@@ -6,9 +6,10 @@ finetuning settings or the job's seed, so a K-shot sweep trains stage 1 once and
 needs it loads the same weights, and `curation=none` and `curation=auto` never share weights.
 
 With `curation=auto` the pool's video files go through the curation pipeline
-(asva/data/curation.py), itself cached and resumable under cache_dir/curation/<key>; a pool clip
-is kept when its 2-s window lies inside a kept segment, and a video whose kept segment lies
-elsewhere contributes a clip decoded from that segment.
+(asva/data/curation.py), itself cached and resumable under cache_dir/curation/<key>. A pool of
+whole videos (the default, `data.train_clip_start=uniform`) draws each step's clip of a video from
+its longest kept segment; a pool of fixed clips keeps a clip when it lies inside a kept segment, and
+a video whose kept segment lies elsewhere contributes a clip decoded from that segment.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def pretrain_key(cfg: ExperimentConfig, pool: ClipSet) -> str:
         asdict(cfg.diffusion),
         cfg.data.fps,
         clipset_fingerprint(pool),
-        "v2",
+        "v3",  # v3: clips re-drawn at every step
     )
 
 
@@ -72,11 +73,11 @@ def pretrained_adapters(
         losses = train_adapter_stage(
             model,
             kept,
-            model.encode_audio(kept.fbank, kept.audio, cfg.data.sample_rate),
             cfg.train.pretrain,
             cfg.diffusion,
             PRETRAIN_SEED,
-            desc=f"stage 1: pretraining adapters on {len(kept)} pool clips (trained once)",
+            desc=f"stage 1: pretraining adapters on {len(kept)} pool videos (trained once)",
+            sample_rate=cfg.data.sample_rate,
             checkpoint_path=folder / "progress.pt",
         )
         on_trained(key, losses, rejected, len(kept))
@@ -95,6 +96,39 @@ def curated_pool(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> tuple
     folder = cache_dir / "curation" / stable_hash(filter_settings(cfg), pool.video_ids, pool.paths, clipset_fingerprint(pool))
     videos = [curation.Video(vid, label, path) for vid, label, path in zip(pool.video_ids, pool.labels, pool.paths)]
     verdicts = curation.run_filters(videos, filters, folder)
+    kept, rejected = _kept_spans(pool, verdicts) if pool.windows is not None else _kept_clips(cfg, pool, verdicts, folder, cache_dir)
+    if len(kept) == 0:
+        raise DataError(f"curation rejected every one of the {len(pool)} pool videos (see {folder / curation.REJECTIONS})")
+    curation.write_outputs(folder, verdicts, filters)
+    return kept, rejected
+
+
+def _rejection(verdict: curation.Verdict) -> str:
+    return "; ".join(f"{stage}: {reason}" for stage, _, _, reason in verdict.rejected) or "no segment long enough"
+
+
+def _kept_spans(pool: ClipSet, verdicts: dict[str, curation.Verdict]) -> tuple[ClipSet, dict[str, str]]:
+    """A pool of whole videos: each video's training clips are drawn from its longest kept segment.
+
+    (Its fixed clips stay the pool's; stage 1 reads only the kept spans.)"""
+    keep, spans, rejected = [], [], {}
+    for index, video_id in enumerate(pool.video_ids):
+        verdict = verdicts[video_id]
+        fitting = [(a, b) for a, b in verdict.kept if pool.windows.fits(index, a, b)]
+        if fitting:
+            keep.append(index)
+            spans.append(max(fitting, key=lambda span: span[1] - span[0]))
+        else:
+            rejected[video_id] = _rejection(verdict)
+    kept = pool.subset(keep)
+    kept.windows = pool.windows.restrict(keep, spans)
+    return kept, rejected
+
+
+def _kept_clips(
+    cfg: ExperimentConfig, pool: ClipSet, verdicts: dict[str, curation.Verdict], folder: Path, cache_dir: Path
+) -> tuple[ClipSet, dict[str, str]]:
+    """A pool of fixed clips: a clip outside every kept segment is replaced by the start of one."""
     keep, extra, rejected = [], [], {}
     seconds = cfg.data.clip_seconds
     for index, video_id in enumerate(pool.video_ids):
@@ -106,13 +140,10 @@ def curated_pool(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> tuple
             segment = next((a, b) for a, b in verdict.kept if b - a >= seconds)
             extra.append(VideoEntry(video_id, pool.labels[index], Path(pool.paths[index]), segment[0]))
         else:
-            rejected[video_id] = "; ".join(f"{stage}: {reason}" for stage, _, _, reason in verdict.rejected) or "no segment long enough"
+            rejected[video_id] = _rejection(verdict)
     kept = pool.subset(keep)
     if extra:
         manifest = folder / curation.JOURNAL
         segments = decode_entries(f"curated-{folder.name}", extra, pool.classes, cfg.data, cache_dir, manifest, {})
         kept = concatenate(kept, segments)
-    if len(kept) == 0:
-        raise DataError(f"curation rejected every one of the {len(pool)} pool videos (see {folder / curation.REJECTIONS})")
-    curation.write_outputs(folder, verdicts, filters)
     return kept, rejected
