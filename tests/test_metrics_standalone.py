@@ -69,3 +69,22 @@ def test_evaluate_a_job_run_logs_every_metric_and_reuses_generated_clips(session
     artifact = client.download_artifacts(run.info.run_id, "evaluation_per_class.json")
     rows = json.loads(Path(artifact).read_text())
     assert {row["metric"] for row in rows} >= {"relsync_embedded", "ia_embedded"}
+
+    # The same adapters from their checkpoint file, the job's settings given as overrides: the same
+    # clips are generated again (another model key) and score the same, logged to a new evaluate run.
+    [checkpoint] = list((workdir / "runs" / "evaltest").glob("*/finetune.pt"))
+    from_file = run_evaluation(tiny(EvaluateConfig, workdir, "study=evaltest", f"checkpoint={checkpoint}"))
+    assert len(list((workdir / "cache" / "generated").glob("*.pt"))) == 2
+    assert from_file == pytest.approx(first, rel=1e-4)
+    [evaluate_run] = client.search_runs([client.get_experiment_by_name("evaltest").experiment_id], "tags.`asva.role` = 'evaluate'")
+    assert evaluate_run.data.params["checkpoint"] == str(checkpoint)
+    assert evaluate_run.data.metrics["relsync_embedded"] == pytest.approx(first["relsync_embedded"], rel=1e-4)
+
+
+def test_evaluate_names_a_missing_checkpoint_before_any_compute(workdir, tmp_path):
+    from asva.errors import DataError
+    from asva.evaluation.standalone import run_evaluation
+
+    missing = tmp_path / "nowhere" / "finetune.pt"
+    with pytest.raises(DataError, match=f"checkpoint: {missing} does not exist"):
+        run_evaluation(tiny(EvaluateConfig, workdir, f"checkpoint={missing}"))
