@@ -18,6 +18,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from asva.config.schema import CurateConfig, CurationConfig, DataConfig, ExperimentConfig, SyntheticConfig
 from asva.data import curation
@@ -359,3 +360,19 @@ def test_impossible_curation_settings_are_named(key, value, message):
     setattr(cfg.curation_filters, key, value)
     with pytest.raises(ConfigError, match=message):
         validate(cfg)
+
+
+@pytest.mark.parametrize(("config", "override", "key"), [("curation", "curation_filters=footage", "curation_filters"), ("curate", "curation_filters@filters=footage", "filters")])
+def test_footage_thresholds_are_one_preset_away(config, override, key):
+    from hydra import compose, initialize_config_dir
+
+    from asva.config.store import register
+    from conftest import REPO
+
+    register()
+    with initialize_config_dir(config_dir=str(REPO / "sweeps" / "conf"), version_base="1.3"):
+        embedded = OmegaConf.select(compose(config_name=config), key)
+        footage = OmegaConf.select(compose(config_name=config, overrides=[override]), key)
+    assert (embedded.scene_threshold, embedded.min_side) == (60.0, 32)
+    assert (footage.scene_threshold, footage.min_side) == (27.0, 256)
+    assert footage.max_flow == embedded.max_flow  # a share of the frame: the same for any size
