@@ -1,8 +1,8 @@
 """The paper's tables and figures from MLflow: Table 1, 2, 3, the annotation budget, Fig. 4a, 4b.
 
     python analysis/make_tables.py [--only NAME[,NAME]] [--format csv,md,tex,png,pdf] [--out DIR]
-                                   [--study NAME] [--dataset NAME] [--experiment NAME]
-                                   [--parent-run-id ID]
+                                   [--metrics NAME[,NAME]] [--study NAME] [--dataset NAME]
+                                   [--experiment NAME] [--parent-run-id ID]
 
 Prints each table as markdown and writes <name>.csv (numbers and statistics), .md, .tex
 (booktabs) and the figure as .png and .pdf to --out. Reads the store named by
@@ -48,6 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--only", type=comma_list(NAMES), default=NAMES, help=f"build only these ({', '.join(NAMES)})")
     parser.add_argument("--format", type=comma_list(outputs.FORMATS), default=outputs.FORMATS, help=f"files to write ({', '.join(outputs.FORMATS)})")
+    parser.add_argument(
+        "--metrics",
+        type=lambda text: tuple(value.strip() for value in text.split(",") if value.strip()),
+        help="only these metric columns, names as logged, wildcards allowed (e.g. 'relsync_embedded,*_openclass')",
+    )
     parser.add_argument("--study", help="only runs with this asva.study tag")
     parser.add_argument("--dataset", help="only runs with this `dataset` param")
     parser.add_argument("--experiment", help="only runs of the MLflow experiment of this name")
@@ -62,24 +67,33 @@ def main(argv: list[str] | None = None) -> int:
     job_runs = runs.load_job_runs(study=args.study, dataset=args.dataset, experiment=args.experiment, parent_run_id=args.parent_run_id)
     log.info("loaded %d job runs from %s in %.1f s", len(job_runs), tracking_uri(), time.perf_counter() - started)
     if job_runs.empty:
-        filters = {name: value for name, value in vars(args).items() if name not in ("out", "only", "format") and value is not None}
+        filters = {name: value for name, value in vars(args).items() if name not in ("out", "only", "format", "metrics") and value is not None}
         where = f" matching {filters}" if filters else ""
         print(f"No job runs (tag {ROLE_TAG}={ROLE_JOB}){where} in {tracking_uri()}: nothing to tabulate.")
         return 0
+    if args.metrics:
+        logged = tables.result_metrics(job_runs, null_audio=True)
+        unmatched = [pattern for pattern in args.metrics if not tables.select_metrics(logged, (pattern,))]
+        if unmatched:
+            print(f"error: --metrics: {', '.join(unmatched)} matches no logged metric; logged: {', '.join(logged)}", file=sys.stderr)
+            return 2
     built: dict[str, tables.Table | None] = {}
     drawing = bool({"png", "pdf"} & set(args.format))  # figures take longer than tables: only when asked
     for name in progress(args.only, desc="building tables", unit="table"):
         if name == BUDGET:
-            table3 = built["table3"] if "table3" in built else tables.build_table(job_runs, "table3")
+            table3 = built["table3"] if "table3" in built else tables.build_table(job_runs, "table3", args.metrics)
             result = budget.budget_curve(table3) if table3 is not None else None
             if result is None:
                 print(f"{BUDGET}: no metric with both paradigms at a numeric K in Table 3, skipped.")
                 continue
             output, figure = result, budget.plot_budget(result) if drawing else None
         else:
-            table = built[name] = tables.build_table(job_runs, name)
+            table = built[name] = tables.build_table(job_runs, name, args.metrics)
             if table is None:
                 print(tables.skip_message(job_runs, name))
+                continue
+            if not table.metrics:
+                print(f"{name}: no metric of it matches --metrics, skipped.")
                 continue
             output, figure = table, plots.plot_table(table) if drawing else None
         print(output.to_markdown())

@@ -9,6 +9,7 @@ treated row with its baseline row seed by seed (analysis/stats.py).
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -129,6 +130,14 @@ def result_metrics(runs: pd.DataFrame, null_audio: bool) -> list[str]:
         and (null_audio or not name.endswith(NULL_AUDIO_SUFFIX))
     ]
     return sorted(names, key=metric_sort_key)
+
+
+def select_metrics(metrics: list[str], patterns: tuple[str, ...] | None) -> list[str]:
+    """The metrics matching any of `patterns` (names as logged, shell wildcards allowed:
+    `relsync_embedded`, `*_openclass`); all of them without patterns."""
+    if not patterns:
+        return metrics
+    return [name for name in metrics if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
 
 
 def numeric_order(value: str) -> tuple[int, float, str]:
@@ -415,8 +424,9 @@ def model_labels(finished: pd.DataFrame) -> pd.Series:
     return names + " (" + pd.concat(details, axis=1).agg(", ".join, axis=1) + ")"
 
 
-def build_table(runs: pd.DataFrame, name: str) -> Table | None:
-    """One table from the tidy frame of job runs; None when it has no finished run."""
+def build_table(runs: pd.DataFrame, name: str, metric_patterns: tuple[str, ...] | None = None) -> Table | None:
+    """One table from the tidy frame of job runs, with the metrics matching `metric_patterns` (all
+    without); None when it has no finished run."""
     spec = SPECS[name]
     jobs = study_runs(runs, spec)
     finished = jobs[jobs["status"] == FINISHED].copy()
@@ -428,7 +438,7 @@ def build_table(runs: pd.DataFrame, name: str) -> Table | None:
     if "model" in spec.keys:
         finished["model"] = model_labels(finished)
     group_columns = ["dataset"] + (["fps"] if "fps" not in spec.keys and finished["fps"].nunique() > 1 else [])
-    metrics = result_metrics(finished, spec.null_audio)
+    metrics = select_metrics(result_metrics(finished, spec.null_audio), metric_patterns)
     numeric = pd.DataFrame(_records(finished, spec, group_columns, metrics))
     stats = ["mean", "std", "n"]
     if spec.gain:

@@ -491,3 +491,19 @@ def test_script_runs_from_the_repo_root_and_logs_progress(store: Store, tmp_path
     # Not a terminal: progress and timing are log lines on stderr, not a bar.
     assert "[asva.analysis][INFO] - loaded 6 job runs" in result.stderr
     assert "[asva.progress][INFO] - building tables: 100%" in result.stderr and "\r" not in result.stderr
+
+
+def test_main_metrics_selects_columns_and_names_an_unknown_one(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def columns(*metrics: str) -> list[str]:
+        assert make_tables.main(["--only", "table2", "--metrics", ",".join(metrics), "--format", "csv", "--out", str(tmp_path)]) == 0
+        header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| Dataset"))
+        return [cell.strip() for cell in header.strip("|").split("|")][4:]
+
+    assert columns("relsync_*") == ["RelSync (embedded) ↑", "RelSync (embedded), open-class ↑"]
+    assert columns("fvd_embedded", "*_openclass") == ["FVD (embedded) ↓", "RelSync (embedded), open-class ↑"]
+    assert make_tables.main(["--only", "table2,table3", "--metrics", "event_sync", "--format", "md", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "table2: no metric of it matches --metrics, skipped." in printed and "EventSync (synthetic) ↑" in printed
+    assert make_tables.main(["--metrics", "relsink,fvd_embedded", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: --metrics: relsink matches no logged metric; logged: ") and "relsync_embedded" in error
