@@ -50,9 +50,10 @@ class VggBackbone(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from torchvision.models import vgg16_bn
+        from torchvision.models.vgg import cfgs, make_layers
 
-        features = vgg16_bn(weights=None).features
+        # vgg16_bn's `features`, built without its 120M-parameter classifier (2 s of random init).
+        features = make_layers(cfgs["D"], batch_norm=True)
         for number, (first, end) in enumerate(_VGG_SLICES, start=1):
             part = nn.Sequential()
             for index in range(first, end):
