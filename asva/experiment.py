@@ -33,6 +33,7 @@ from asva.data.leakcheck import assert_no_test_leak
 from asva.data.media import write_video
 from asva.errors import ConfigError, DataError
 from asva.evaluation.evaluate import evaluate
+from asva.evaluation.protocol import evaluation_clips
 from asva.models.asva_model import ASVAModel
 from asva.tracking.runs import RunLogger, client, config_hash, experiment_id, flatten
 from asva.tracking.store import BOOKKEEPING_METRICS, ROLE_JOB, ROLE_PRETRAIN, ROLE_TAG
@@ -189,6 +190,8 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
     sources.ensure_generated(cfg.data, root)
     train = load_split(root, "train", cfg.data, cache_dir)
     test = load_split(root, "test", cfg.data, cache_dir)
+    # Scored as the papers do: 3 clips per test video, evenly spaced over it (asva/evaluation/protocol.py).
+    test_clips = evaluation_clips(root, "test", cfg.data, cache_dir)
     pool_path = sources.pool_root(cfg.data, root)
     pool = load_pool(cfg.data, pool_path, cache_dir) if pool_path else None
     if pool is not None:
@@ -254,9 +257,9 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
     elif not main:
         return None
 
-    evaluation = evaluate(model, test, cfg, cfg.seed)
+    evaluation = evaluate(model, test_clips, cfg, cfg.seed, train)
     run.log_metrics(evaluation.metrics)
-    _log_samples(run, test, evaluation.generated, cfg)
+    _log_samples(run, test_clips, evaluation.generated, cfg)
     log.info("metrics: %s", {k: round(v, 3) for k, v in evaluation.metrics.items()})
     return evaluation.metrics
 

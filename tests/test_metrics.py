@@ -110,7 +110,7 @@ def test_evaluation_clips_cut_three_clips_from_a_longer_video(tmp_path):
     (tmp_path / "classes.txt").write_text("drum\n")
     (tmp_path / "test.txt").write_text("drum/v0.mp4\n")
     (tmp_path / "manifest.csv").write_text("video_id,event_times\nv0,0.7 2.6\n")
-    clips = evaluation_clips(tmp_path, "test", DataConfig(), count=3)
+    clips = evaluation_clips(tmp_path, "test", DataConfig(), tmp_path / "cache", count=3)
     assert clips.video_ids == ["v0_clip-0", "v0_clip-1", "v0_clip-2"]
     assert clips.frames.shape == (3, 12, 32, 32, 3)
     first_levels = clips.frames[:, 0].float().mean(dim=(1, 2, 3)).tolist()

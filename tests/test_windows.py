@@ -146,3 +146,37 @@ def test_videos_with_a_single_clip_are_encoded_once(long_videos):
     source = StageClips(make_model(), short, 16000)
     assert not source.draws_clips
     assert torch.equal(source.frames, short.frames)
+
+
+def test_a_job_on_longer_embedded_videos_draws_clips_and_scores_three_per_video(tmp_path, session_store, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from asva.config.schema import ExperimentConfig
+    from asva.experiment import run_job
+    from asva.training import adapters
+    from conftest import TINY_OVERRIDES, path_overrides
+
+    stages: list[bool] = []
+    build = adapters.StageClips.__init__
+
+    def recording(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        stages.append(self.draws_clips)
+
+    monkeypatch.setattr(adapters.StageClips, "__init__", recording)
+    overrides = [*TINY_OVERRIDES, *path_overrides(tmp_path), "data.synthetic.video_seconds=3", "pretrain=true", "study=long_videos"]
+    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.from_dotlist(overrides)))
+    metrics = run_job(cfg)
+    assert stages == [True, True]  # stage 1 on the pool and stage 2 draw new clips every step
+    assert metrics["num_test_clips"] == 3 * 4 * 2  # 3 clips (at 0, 0.5, 1 s) of 2 test videos of 4 classes
+
+
+def test_embedded_videos_shorter_than_a_clip_are_refused():
+    from asva.config.schema import ExperimentConfig
+    from asva.config.validate import validate
+    from asva.errors import ConfigError
+
+    cfg = ExperimentConfig()
+    cfg.data.synthetic.video_seconds = 1.5
+    with pytest.raises(ConfigError, match=r"data.synthetic.video_seconds: 1.5 is shorter than one clip \(data.clip_seconds=2.0\)"):
+        validate(cfg)

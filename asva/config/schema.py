@@ -23,6 +23,9 @@ class SyntheticConfig:
     pool_only_classes: list[str] = field(default_factory=lambda: ["clapper", "bell"])
     train_per_class: int = 90
     test_per_class: int = 10
+    # Length of every generated video. 2 s: one clip per video (as fast as it gets); longer videos
+    # make training draw a new clip at every step and the evaluation take 3 clips per test video.
+    video_seconds: float = 2.0
     pool_per_class: int = 40
     # Held-out clips of each pool-only class (openclass/, never in the pool): the open-class
     # evaluation (asva/data/openclass.py). 0: none.

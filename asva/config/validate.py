@@ -145,6 +145,10 @@ def validate(cfg: ExperimentConfig) -> None:
     synthetic = cfg.data.synthetic
     for key in ("train_per_class", "test_per_class", "pool_per_class"):
         _positive(f"data.synthetic.{key}", getattr(synthetic, key))
+    if synthetic.video_seconds < cfg.data.clip_seconds:
+        raise ConfigError(
+            f"data.synthetic.video_seconds: {synthetic.video_seconds} is shorter than one clip (data.clip_seconds={cfg.data.clip_seconds})"
+        )
     if not isinstance(synthetic.openclass_per_class, int) or synthetic.openclass_per_class < 0:
         raise ConfigError(f"data.synthetic.openclass_per_class: must be an integer >= 0, got {synthetic.openclass_per_class}")
     fractions = [key for key in vars(synthetic) if key.startswith("pool_") and key.endswith("_fraction")]

@@ -112,13 +112,13 @@ class ClipSet:
         )
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"{path}: split file missing")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def _read_event_times(root: Path) -> dict[str, list[float]]:
+def read_event_times(root: Path) -> dict[str, list[float]]:
     manifest = root / "manifest.csv"
     if not manifest.is_file():
         return {}
@@ -174,15 +174,15 @@ def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | 
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data.root: {root} does not exist or is not a folder")
-    classes = _read_lines(root / "classes.txt")
+    classes = read_lines(root / "classes.txt")
     split_file = root / f"{split}.txt"
     entries = []
-    for line in _read_lines(split_file):
+    for line in read_lines(split_file):
         label = line.split("/")[0]
         if label not in classes:
             raise DataError(f"{split_file}: class {label!r} of {line} is not in classes.txt")
         entries.append(VideoEntry(Path(line).stem, label, root / "videos" / line))
-    events = _read_event_times(root)
+    events = read_event_times(root)
     name = f"{root.name}-{split}"
     return decode_entries(name, entries, classes, data, cache_dir, split_file, events, windows=_keeps_windows(split, data))
 
@@ -294,7 +294,8 @@ def decode_entries(
         labels.append(entry.label)
         frames.append(torch.from_numpy(clip.frames))
         audio.append(torch.from_numpy(clip.audio))
-        event_times.append([round(t - clip.start, 4) for t in events.get(entry.video_id, [])])
+        shifted = [round(t - clip.start, 4) for t in events.get(entry.video_id, [])]
+        event_times.append([t for t in shifted if 0 <= t < data.clip_seconds])  # the clip's own events
         starts.append(clip.start)
         paths.append(str(entry.path))
         if windows:

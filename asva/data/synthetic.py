@@ -77,8 +77,8 @@ class ClipSpec:
 
 
 def sample_event_times(rng: np.random.Generator, seconds: float) -> list[float]:
-    """1 to 3 events, the first late enough for its wind-up to start after frame 0."""
-    count = int(rng.integers(1, 4))
+    """1 to 3 events per 2 s, the first late enough for its wind-up to start after frame 0."""
+    count = int(rng.integers(1, round(1.5 * seconds) + 1))
     for _ in range(100):
         times = np.sort(rng.uniform(ANTICIPATION_S + 0.05, seconds - 0.15, size=count))
         if count == 1 or np.diff(times).min() >= MIN_EVENT_GAP_S:
@@ -252,27 +252,28 @@ def _render_clip(spec: ClipSpec, data: DataConfig, seed: int, labels: list[str])
     rng = np.random.default_rng([seed, zlib.crc32(spec.video_id.encode())])
     sound_class = CLASSES[spec.label]
     visual_events = [] if spec.corruption == "static" else spec.event_times
-    frames = render_frames(sound_class, visual_events, data.fps, data.clip_seconds, data.frame_size, rng)
+    seconds = data.synthetic.video_seconds
+    frames = render_frames(sound_class, visual_events, data.fps, seconds, data.frame_size, rng)
     if spec.corruption == "scene_cut":
         other = CLASSES[labels[int(rng.integers(len(labels)))]]
-        shot = second_shot(other, data.fps, data.clip_seconds, data.frame_size, rng)
+        shot = second_shot(other, data.fps, seconds, data.frame_size, rng)
         frames = add_scene_cut(frames, shot, rng)
     elif spec.corruption == "violent_motion":
         frames = add_camera_shake(frames, rng)
     elif spec.corruption == "text":
         frames = add_caption(frames, rng)
     audio_events = spec.audio_event_times or spec.event_times
-    audio = synthesize_audio(sound_class, audio_events, data.clip_seconds, data.sample_rate, rng)
+    audio = synthesize_audio(sound_class, audio_events, seconds, data.sample_rate, rng)
     if spec.corruption == "distractor":
         other = CLASSES[labels[int(rng.integers(len(labels)))]]
-        audio = audio + synthesize_audio(other, sample_event_times(rng, data.clip_seconds), data.clip_seconds, data.sample_rate, rng)
+        audio = audio + synthesize_audio(other, sample_event_times(rng, seconds), seconds, data.sample_rate, rng)
     return frames, audio
 
 
 def dataset_fingerprint(data: DataConfig) -> str:
     """Everything the generated files depend on, so a changed setting regenerates them."""
     return json.dumps(
-        {"synthetic": asdict(data.synthetic), "fps": data.fps, "seconds": data.clip_seconds, "size": data.frame_size, "rate": data.sample_rate, "version": 3},
+        {"synthetic": asdict(data.synthetic), "fps": data.fps, "size": data.frame_size, "rate": data.sample_rate, "version": 3},
         sort_keys=True,
     )
 
@@ -315,7 +316,7 @@ def _generate_unlocked(data: DataConfig, root: Path) -> Path:
     if marker.exists() and marker.read_text() == fingerprint:
         return root
     cfg = data.synthetic
-    specs = plan_clips(cfg, data.clip_seconds)
+    specs = plan_clips(cfg, cfg.video_seconds)
     labels = list(cfg.benchmark_classes) + list(cfg.pool_only_classes)
     for spec in progress_counter(specs, desc=f"generating synthetic benchmark in {root}", unit="clip"):
         folder = root / spec.split if spec.split in SPLIT_FILE else root

@@ -9,17 +9,14 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from asva.config.schema import DataConfig
-from asva.data.dataset import ClipSet
-from asva.data.media import probe, read_clip
+from asva.data.dataset import ClipSet, VideoEntry, decode_entries, read_event_times, read_lines
+from asva.data.media import probe
 from asva.errors import DataError
-from asva.progress import progress
 
 EVAL_FPS = 6
 CLIPS_PER_VIDEO = 3
@@ -43,39 +40,29 @@ def at_eval_fps(frames: np.ndarray, fps: int, eval_fps: int = EVAL_FPS) -> np.nd
     return frames[:, :: fps // eval_fps]
 
 
-def _events(root: Path) -> dict[str, list[float]]:
-    manifest = root / "manifest.csv"
-    if not manifest.is_file():
-        return {}
-    with open(manifest, newline="") as handle:
-        return {row["video_id"]: [float(t) for t in row["event_times"].split()] for row in csv.DictReader(handle)}
-
-
-def evaluation_clips(root: str | Path, split: str, data: DataConfig, count: int = CLIPS_PER_VIDEO) -> ClipSet:
-    """Every protocol clip of `split` under `root` (AVSync15 layout), decoded at data.fps.
+def evaluation_clips(
+    root: str | Path, split: str, data: DataConfig, cache_dir: str | Path, count: int = CLIPS_PER_VIDEO
+) -> ClipSet:
+    """Every protocol clip of `split` under `root` (AVSync15 layout), decoded at data.fps and cached.
 
     Clip ids are `<video id>_clip-<i>`; event times (synthetic benchmark) are shifted to each clip.
     Undecodable or too short videos are skipped and named in `skipped`, as the dataset loader does.
     """
     root = Path(root)
-    classes = [line.strip() for line in (root / "classes.txt").read_text().splitlines() if line.strip()]
-    entries = [line.strip() for line in (root / f"{split}.txt").read_text().splitlines() if line.strip()]
-    events = _events(root)
-    ids, labels, frames, audio, event_times, skipped = [], [], [], [], [], []
-    for entry in progress(entries, desc=f"decoding evaluation clips of {root.name}/{split}", unit="video"):
-        label, video_id, path = entry.split("/")[0], Path(entry).stem, root / "videos" / entry
+    classes = read_lines(root / "classes.txt")
+    split_file = root / f"{split}.txt"
+    video_events = read_event_times(root)
+    entries, skipped, events = [], [], {}
+    for line in read_lines(split_file):
+        label, video_id, path = line.split("/")[0], Path(line).stem, root / "videos" / line
         try:
             starts = clip_starts(probe(path).duration, data.clip_seconds, count)
-            clips = [read_clip(path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, start=s) for s in starts]
         except DataError as error:
             skipped.append(str(error))
             continue
-        for index, (start, clip) in enumerate(zip(starts, clips)):
-            ids.append(f"{video_id}_clip-{index}")
-            labels.append(label)
-            frames.append(torch.from_numpy(clip.frames))
-            audio.append(torch.from_numpy(clip.audio))
-            event_times.append([t - start for t in events.get(video_id, []) if 0 <= t - start < data.clip_seconds])
-    if not ids:
+        for index, start in enumerate(starts):
+            entries.append(VideoEntry(f"{video_id}_clip-{index}", label, path, start))
+            events[entries[-1].video_id] = video_events.get(video_id, [])
+    if not entries:
         raise DataError(f"{root}: no evaluation clip could be decoded from {split}.txt ({len(skipped)} skipped)")
-    return ClipSet.from_decoded(ids, labels, frames, audio, event_times, classes, skipped, data.sample_rate)
+    return decode_entries(f"{root.name}-{split}-protocol{count}", entries, classes, data, cache_dir, split_file, events, skipped)

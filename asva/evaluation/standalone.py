@@ -162,7 +162,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict[str, float]:
     adapters = load_checkpoint(checkpoint)["weights"] if finetuned else None
     model = restore_model(experiment, adapters, train)
     model_key = stable_hash(cfg.run_id or str(checkpoint.resolve()), config_hash(asdict(experiment)))
-    clips = evaluation_clips(root, "test", experiment.data, cfg.clips_per_video)
+    clips = evaluation_clips(root, "test", experiment.data, cache_dir, cfg.clips_per_video)
     generated = generated_clips(model, clips, experiment, model_key, cfg.regenerate)
     metrics, rows = score(experiment, clips, generated, train)
 
