@@ -158,7 +158,7 @@ def _cache_key(name: str, entries: list[VideoEntry], data: DataConfig, stamp_fil
             "entries": [[e.video_id, e.label, str(e.path.resolve()), e.start, e.end] for e in entries],
             "mtime": stamp_file.stat().st_mtime_ns,
             "windows": windows,
-            "version": 4,
+            "version": 5,  # 5: event times of a clip are only those inside it
         },
         sort_keys=True,
     )
