@@ -291,8 +291,12 @@ def _examine(path: Path, cfg: CurationConfig, verdict: Verdict) -> None:
 
 def _examine_in_worker(video: Video, cfg: CurationConfig) -> Verdict:
     import cv2
+    import torch
 
+    # The pool is the parallelism: a worker's OpenCV and torch (RAFT, CRAFT) threads would only
+    # compete with the other workers for the same cores.
     cv2.setNumThreads(1)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
     return examine(video, cfg)
 
 
