@@ -31,7 +31,7 @@ from asva.progress import progress
 
 from asva.config.schema import DataConfig
 from asva.data.audio import fbank
-from asva.data.media import Clip, read_clip, read_video
+from asva.data.media import read_clip, read_video
 from asva.data.windows import VideoWindows, concatenate_windows
 from asva.errors import DataError
 
@@ -277,38 +277,42 @@ def decode_entries(
         return ClipSet(**torch.load(cache, weights_only=False, mmap=True))
 
     ids, labels, frames, audio, event_times, starts, paths = [], [], [], [], [], [], []
-    video_frames, video_audio, video_starts = [], [], []
+    videos, fixed_starts = [], []  # with windows: whole videos, and the frame each fixed clip starts at
     clip_frames = round(data.clip_seconds * data.fps)
     for entry in progress(entries, desc=f"decoding {name}", unit="video"):
         try:
             if windows:
                 video = read_video(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start, entry.end)
-                clip = _fixed_clip(video, entry.video_id, clip_frames)
+                first = _fixed_start(entry.video_id, len(video.frames), clip_frames)
+                start = video.start + first / data.fps
             else:
                 clip = read_clip(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start)
+                start = clip.start
         except DataError as error:
             skipped.append(str(error))
             log.warning("skipping %s", error)
             continue
         ids.append(entry.video_id)
         labels.append(entry.label)
-        frames.append(torch.from_numpy(clip.frames))
-        audio.append(torch.from_numpy(clip.audio))
-        shifted = [round(t - clip.start, 4) for t in events.get(entry.video_id, [])]
-        event_times.append([t for t in shifted if 0 <= t < data.clip_seconds])  # the clip's own events
-        starts.append(clip.start)
-        paths.append(str(entry.path))
         if windows:
-            video_frames.append(torch.from_numpy(video.frames))
-            video_audio.append(torch.from_numpy(video.audio))
-            video_starts.append(video.start)
+            videos.append(video)
+            fixed_starts.append(first)
+        else:
+            frames.append(torch.from_numpy(clip.frames))
+            audio.append(torch.from_numpy(clip.audio))
+        shifted = [round(t - start, 4) for t in events.get(entry.video_id, [])]
+        event_times.append([t for t in shifted if 0 <= t < data.clip_seconds])  # the clip's own events
+        starts.append(start)
+        paths.append(str(entry.path))
     if not ids:
         raise DataError(f"{name}: no decodable video ({len(skipped)} skipped)")
-    whole = (
-        VideoWindows.from_videos(video_frames, video_audio, video_starts, clip_frames, data.fps, data.sample_rate)
-        if windows
-        else None
-    )
+    whole = None
+    if windows:
+        video_frames = [torch.from_numpy(v.frames) for v in videos]
+        video_audio = [torch.from_numpy(v.audio) for v in videos]
+        whole = VideoWindows.from_videos(video_frames, video_audio, [v.start for v in videos], clip_frames, data.fps, data.sample_rate)
+        fixed_frames, fixed_audio = whole.clips(torch.arange(len(videos)), torch.tensor(fixed_starts))
+        frames, audio = list(fixed_frames), list(fixed_audio)
     clips = ClipSet.from_decoded(
         ids, labels, frames, audio, event_times, classes, skipped, data.sample_rate, starts=starts, paths=paths, windows=whole
     )
@@ -319,20 +323,10 @@ def decode_entries(
     return clips
 
 
-def _fixed_clip(video: Clip, video_id: str, clip_frames: int) -> Clip:
-    """The clip of a whole decoded video that its id draws (uniformly over the frame grid)."""
+def _fixed_start(video_id: str, num_frames: int, clip_frames: int) -> int:
+    """The frame a video's fixed clip starts at: drawn uniformly over the frame grid by its id."""
     rng = np.random.default_rng([CLIP_START_SEED, zlib.crc32(video_id.encode())])
-    first = int(rng.integers(0, len(video.frames) - clip_frames + 1))
-    samples = round(clip_frames * video.sample_rate / video.fps)
-    first_sample = round(first * video.sample_rate / video.fps)
-    audio = np.pad(video.audio[first_sample : first_sample + samples], (0, 1))[:samples]
-    return Clip(
-        frames=video.frames[first : first + clip_frames],
-        audio=audio,
-        fps=video.fps,
-        sample_rate=video.sample_rate,
-        start=video.start + first / video.fps,
-    )
+    return int(rng.integers(0, num_frames - clip_frames + 1))
 
 
 def concatenate(first: ClipSet, second: ClipSet) -> ClipSet:

@@ -126,10 +126,6 @@ class VideoWindows:
         sample_index = first_samples[:, None] + torch.arange(self.clip_samples)
         return self.frames[frame_index], self.audio[sample_index]
 
-    def start_seconds(self, rows: torch.Tensor, start_frames: torch.Tensor) -> torch.Tensor:
-        """Where in their files the clips of `rows` at `start_frames` start (s)."""
-        return self.video_start[self.row_video[rows]] + start_frames.double() / self.fps
-
 
 def concatenate_windows(first: VideoWindows, second: VideoWindows) -> VideoWindows:
     """The rows of both sets (same clip length, FPS and sample rate), their videos side by side."""

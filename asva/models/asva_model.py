@@ -25,7 +25,7 @@ class AudioFeatures:
     states: dict[tuple[str, int], torch.Tensor]
     token_times: torch.Tensor
 
-    def select(self, index: torch.Tensor) -> "AudioFeatures":
+    def select(self, index: torch.Tensor | slice) -> "AudioFeatures":
         return AudioFeatures({tap: value[index] for tap, value in self.states.items()}, self.token_times)
 
 

@@ -40,10 +40,6 @@ class StageClips:
                 self.latents = model.base.encode_video(self.frames)
             self.features = model.encode_audio(bank, audio, sample_rate)
 
-    @property
-    def draws_clips(self) -> bool:
-        return self.windows is not None
-
     def batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, AudioFeatures]:
         if self.windows is None:
             return self.frames[idx], self.latents[idx], self.features.select(idx)
@@ -82,9 +78,8 @@ def train_adapter_stage(
         frames, latents, features = source.batch(idx, gen)
         noisy, timesteps, target = noised_batch(scheduler, latents, gen)
         rows = distributed.local_rows(len(idx)) if data_parallel else slice(None)
-        local = torch.arange(len(idx))[rows]
         cond = model.conditions(
-            frames[local], features.select(local), captions(clips, idx[local]), drop_image[rows], drop_text[rows], drop_audio[rows]
+            frames[rows], features.select(rows), captions(clips, idx[rows]), drop_image[rows], drop_text[rows], drop_audio[rows]
         )
         prediction = model(noisy[rows], timesteps[rows], cond)
         weight = distributed.share_weight(len(idx)) if data_parallel else 1.0
