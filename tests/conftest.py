@@ -28,6 +28,17 @@ TINY_OVERRIDES = [
 ]
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one thread is many times faster than several fighting over 2 shared cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("asva")

@@ -30,11 +30,8 @@ LISTING = LAYOUTS / "craft_mlt_25k.json"
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread_and_no_cached_model(one_torch_thread):
     yield
-    torch.set_num_threads(threads)
     craft._MODEL_CACHE.clear()
 
 

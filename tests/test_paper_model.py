@@ -44,13 +44,7 @@ TINY_UNET_SPEC = UNetSpec(
 TINY_RESAMPLER = dict(dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=48, output_dim=32, ff_mult=2, video_length=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is many times faster than several fighting over 2 shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_state(listing: dict[str, list[int]], device: str = "cpu", seed: int = 0) -> dict[str, torch.Tensor]:

@@ -34,12 +34,7 @@ TINY_BEATS = dict(
 IMAGEBIND_DIM = 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_state(listing: dict[str, list[int]], seed: int) -> dict[str, torch.Tensor]:
