@@ -11,7 +11,7 @@ frames are a slice and its sound starts at the first frame's time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -73,10 +73,7 @@ class VideoWindows:
         return bool((self.row_starts > 1).any())
 
     def _with_rows(self, video: torch.Tensor, first: torch.Tensor, starts: torch.Tensor) -> "VideoWindows":
-        return VideoWindows(
-            self.frames, self.audio, self.frame_offset, self.audio_offset, self.video_start, video, first, starts,
-            self.clip_frames, self.fps, self.sample_rate,
-        )  # fmt: skip
+        return replace(self, row_video=video, row_first=first, row_starts=starts)  # the videos are shared
 
     def subset(self, rows: list[int]) -> "VideoWindows":
         index = torch.as_tensor(rows, dtype=torch.long)
