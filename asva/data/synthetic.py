@@ -273,7 +273,7 @@ def _render_clip(spec: ClipSpec, data: DataConfig, seed: int, labels: list[str])
 def dataset_fingerprint(data: DataConfig) -> str:
     """Everything the generated files depend on, so a changed setting regenerates them."""
     return json.dumps(
-        {"synthetic": asdict(data.synthetic), "fps": data.fps, "size": data.frame_size, "rate": data.sample_rate, "version": 3},
+        {"synthetic": asdict(data.synthetic), "fps": data.fps, "size": data.frame_size, "rate": data.sample_rate, "version": 4},
         sort_keys=True,
     )
 
