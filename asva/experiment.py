@@ -23,6 +23,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from asva import distributed
 from asva.config.schema import ExperimentConfig
@@ -36,7 +38,7 @@ from asva.evaluation.evaluate import evaluate
 from asva.evaluation.protocol import evaluation_clips
 from asva.models.asva_model import ASVAModel
 from asva.tracking.runs import RunLogger, client, config_hash, experiment_id, flatten
-from asva.tracking.store import BOOKKEEPING_METRICS, ROLE_JOB, ROLE_PRETRAIN, ROLE_TAG
+from asva.tracking.store import BOOKKEEPING_METRICS, ROLE_JOB, ROLE_PRETRAIN, ROLE_TAG, tracking_uri
 from asva.training.adapters import train_adapter_stage
 from asva.training.checkpoint import write_text_atomic
 from asva.training.loop import read_checkpoint_metadata
@@ -116,17 +118,32 @@ def _earlier_run_id(run_dir: Path) -> str | None:
     return read_checkpoint_metadata(run_dir / FINETUNE_CHECKPOINT).get("mlflow_run_id")
 
 
+def _run_info(run_id: str):
+    """The run's info, or None when the tracking store has no such run."""
+    try:
+        return client().get_run(run_id).info
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+
+
 def _open_run(cfg: ExperimentConfig, params: dict[str, str], run_dir: Path, parent: str | None) -> RunLogger:
     """The job's run: the unfinished run of an earlier attempt if there is one, else a new one."""
     earlier = _earlier_run_id(run_dir)
     if earlier is not None:
-        info = client().get_run(earlier).info
-        if info.lifecycle_stage == "active" and info.status != "FINISHED":
+        info = _run_info(earlier)
+        if info is not None and info.lifecycle_stage == "active" and info.status != "FINISHED":
             run = RunLogger(earlier)
             run.reopen()
             log.info("resuming MLflow run %s", run.run_id)
             return run
-        shutil.rmtree(run_dir)  # its run was deleted or finished: train anew, from scratch
+        if info is None:
+            log.warning(
+                "%s holds MLflow run %s, which the tracking store %s does not know (another MLFLOW_TRACKING_URI, "
+                "or a deleted database): starting a new run, training from scratch", run_dir, earlier, tracking_uri(),
+            )
+        shutil.rmtree(run_dir)  # its run is unknown, deleted or finished: train anew, from scratch
     run_dir.mkdir(parents=True, exist_ok=True)
     name = " ".join(f"{k}={params[k]}" for k in ("window_radius", "audio_layers", "k", "pretrain", "seed"))
     run = RunLogger.create(cfg.study, ROLE_JOB, name, parent_run_id=parent)

@@ -151,3 +151,26 @@ def test_sigkill_at_ten_random_steps_then_rerun_gives_identical_weights(tmp_path
     [ref_run] = client.search_runs([experiment.experiment_id], filter_string="params.`cfg.paths.runs_dir` LIKE '%reference'")
     assert run.data.metrics["event_sync"] == ref_run.data.metrics["event_sync"]
     assert run.data.metrics["fd_pixel_synth"] == ref_run.data.metrics["fd_pixel_synth"]
+
+
+def test_a_run_folder_whose_run_the_store_does_not_know_starts_a_new_run(tmp_path):
+    """The user switched MLFLOW_TRACKING_URI (or deleted the database) between two attempts."""
+    runs_dir = tmp_path / "runs"
+    command = [*job_command(tmp_path, runs_dir), "train.finetune.steps=2"]
+    first = subprocess.run(command, cwd=tmp_path, env=job_env(tmp_path / "old_store"), capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    [marker] = runs_dir.glob("*/*/mlflow_run_id")
+    forgotten = marker.read_text().strip()
+
+    second = subprocess.run(command, cwd=tmp_path, env=job_env(tmp_path / "new_store"), capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Traceback" not in second.stderr
+    assert f"holds MLflow run {forgotten}, which the tracking store" in second.stdout
+    assert "starting a new run, training from scratch" in second.stdout
+    client = mlflow.MlflowClient(tracking_uri=job_env(tmp_path / "new_store")["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("window_radius")
+    [run] = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("asva.role") == "job"]
+    assert run.info.status == "FINISHED" and run.info.run_id != forgotten
+    assert marker.read_text().strip() == run.info.run_id
+    history = client.get_metric_history(run.info.run_id, "train_loss")
+    assert sorted(m.step for m in history) == [0, 1]  # trained anew: the whole curve is in the new run
