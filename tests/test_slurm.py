@@ -23,6 +23,8 @@ from asva.training.checkpoint import load_checkpoint
 pytestmark = pytest.mark.slurm
 
 STEPS = 40
+# The steps at which the job is requeued, then preempted.
+INTERRUPTIONS = (10, 25)
 
 
 @pytest.fixture(scope="session")
@@ -122,25 +124,29 @@ def wait_until(condition, what: str, sweep: subprocess.Popen, cluster: SlurmClus
 def test_requeued_and_preempted_job_continues_its_run_and_weights(tmp_path, slurm):
     job_args = [f"train.finetune.steps={STEPS}", "train.finetune.checkpoint_every=1", "train.num_threads=1"]
     command = sweep_command(tmp_path, slurm, ["window_radius=1.0", *job_args])
+    # The job waits at the steps the test interrupts it at (tests/job_gate), however fast it trains.
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    for step in INTERRUPTIONS:
+        (gate / f"hold-{step}").touch()
+    env = slurm.env(job_env(tmp_path))
+    env["ASVA_TEST_GATE_DIR"] = str(gate)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests" / "job_gate"), env.get("PYTHONPATH")]))
     output = open(tmp_path / "sweep.log", "w")
-    sweep = subprocess.Popen(command, cwd=tmp_path, env=slurm.env(job_env(tmp_path)), stdout=output, stderr=subprocess.STDOUT)
+    sweep = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
     runs_dir = tmp_path / "runs"
+    first, second = INTERRUPTIONS
     try:
         # 1. The scheduler requeues the running job (as `scontrol requeue` or a node failure does).
-        wait_until(lambda: checkpoint_step(runs_dir) >= 8 and running_job(slurm), "training to start", sweep, slurm)
+        wait_until(lambda: (gate / f"held-{first}").exists(), f"training to reach step {first}", sweep, slurm)
         job = running_job(slurm)
         assert job is not None, (tmp_path / "sweep.log").read_text()[-3000:]
         first_interruption = checkpoint_step(runs_dir)
         slurm.command("scontrol", "requeue", job)
         # 2. Preemption: SLURM signals USR2, submitit checkpoints the launcher and requeues the job itself.
-        # The first attempt keeps training through KillWait after the requeue, so the step counter
-        # alone can pass the mark before the second attempt has started (and installed submitit's
-        # USR2 handler): wait for the second attempt's own resume line too.
-        wait_until(
-            lambda: resumes(tmp_path, job) >= 1 and checkpoint_step(runs_dir) >= first_interruption + 8 and running_job(slurm),
-            "the requeued job to resume", sweep, slurm,
-        )
+        wait_until(lambda: (gate / f"held-{second}").exists(), f"the requeued job to reach step {second}", sweep, slurm)
         second_interruption = checkpoint_step(runs_dir)
+        resumed_before_preemption = resumes(tmp_path, job)
         slurm.command("scancel", "--signal=USR2", job)
         wait_until(lambda: sweep.poll() is not None, "the sweep to finish", sweep, slurm)
     finally:
@@ -148,7 +154,7 @@ def test_requeued_and_preempted_job_continues_its_run_and_weights(tmp_path, slur
             sweep.kill()
         output.close()
     assert sweep.returncode == 0, (tmp_path / "sweep.log").read_text()[-3000:]
-    assert 0 < first_interruption < second_interruption < STEPS
+    assert (first_interruption, second_interruption, resumed_before_preemption) == (first, second, 1)
 
     states = slurm.command("sacct", "-n", "-P", "-D", "-X", "-o", "State", "-j", job).split()
     assert states.count("REQUEUED") == 2 and states[-1] == "COMPLETED", states
