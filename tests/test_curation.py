@@ -165,12 +165,21 @@ def test_each_broken_file_is_rejected_with_its_reason_and_nothing_crashes(tmp_pa
 
 RESUME_SCRIPT = """
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from asva.config.schema import CurationConfig
 from asva.data import curation
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
-curation.run_filters(curation.find_videos(root), replace(CurationConfig(), workers=1, text=False), out)
+hold_after = int(sys.argv[3]) if len(sys.argv) > 3 else None
+verdicts = []
+
+def hold(verdict):  # however fast the machine, the test's kill comes before the run can end
+    verdicts.append(verdict)
+    while len(verdicts) == hold_after:
+        time.sleep(0.1)
+
+curation.run_filters(curation.find_videos(root), replace(CurationConfig(), workers=1, text=False), out, on_verdict=hold)
 """
 
 
@@ -187,7 +196,7 @@ def test_a_killed_curation_resumes_without_duplicates_or_losses(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(RESUME_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, str(script), str(root), str(out)], env=env)
+    process = subprocess.Popen([sys.executable, str(script), str(root), str(out), "12"], env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if (out / curation.JOURNAL).is_file() and len(journal_ids(out)) >= 3:
@@ -196,7 +205,7 @@ def test_a_killed_curation_resumes_without_duplicates_or_losses(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = journal_ids(out)
-    assert 3 <= len(before) < 24, "the run was not killed in the middle"
+    assert 3 <= len(before) <= 12, "the run was not killed in the middle"
     subprocess.run([sys.executable, str(script), str(root), str(out)], env=env, check=True)
     after = journal_ids(out)
     assert after[: len(before)] == before  # nothing redone
