@@ -77,6 +77,22 @@ def test_interrupted_loop_continues_exactly(tmp_path):
     assert (torch.rand(1), np.random.rand(), random.random()) == after_straight
 
 
+def test_checkpoints_also_come_by_wall_time(tmp_path):
+    module = torch.nn.Linear(2, 1)
+    inputs = torch.randn(6, 2)
+
+    def loss(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return module(inputs[idx]).pow(2).mean()
+
+    saved_at = {}
+    for minutes in (None, 1e-9):  # never by time; overdue at every step (a step takes longer than 60 ns)
+        saved_at[minutes] = []
+        spec = LoopSpec(lr=0.01, batch_size=2, steps=5, checkpoint_every=1000, checkpoint_minutes=minutes)
+        train_loop(module, list(module.parameters()), loss, 6, spec, seed=0, desc="tiny",
+                   checkpoint_path=tmp_path / f"{minutes}.pt", on_checkpoint=saved_at[minutes].append)
+    assert saved_at == {None: [5], 1e-9: [1, 2, 3, 4, 5]}
+
+
 def test_checkpoint_of_another_batch_size_is_refused(tmp_path):
     with pytest.raises(Stop):
         tiny_training(tmp_path / "state.pt", stop_at=2)
@@ -174,3 +190,49 @@ def test_a_run_folder_whose_run_the_store_does_not_know_starts_a_new_run(tmp_pat
     assert marker.read_text().strip() == run.info.run_id
     history = client.get_metric_history(run.info.run_id, "train_loss")
     assert sorted(m.step for m in history) == [0, 1]  # trained anew: the whole curve is in the new run
+
+
+def test_a_stop_signal_between_step_checkpoints_saves_that_step_and_the_rerun_ends_identical(tmp_path):
+    """SIGUSR2 (SLURM's preemption warning) mid-step, with no step checkpoint due: the job saves at
+    the end of that step, then ends; the rerun resumes there and ends as an uninterrupted run."""
+    signalled_step = 12
+    command = [*job_command(tmp_path, tmp_path / "signalled"), "train.finetune.checkpoint_every=1000"]
+    env = job_env(tmp_path)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / f"hold-{signalled_step}").touch()
+    gated = {**env, "ASVA_TEST_GATE_DIR": str(gate), "PYTHONPATH": str(REPO / "tests" / "job_gate")}
+    log = tmp_path / "signalled.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, cwd=tmp_path, env=gated, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: (gate / f"held-{signalled_step}").exists(), process, log)
+        process.send_signal(signal.SIGUSR2)
+        wait_for(lambda: "SIGUSR2 received" in log.read_text(), process, log)
+        (gate / f"release-{signalled_step}").touch()
+        process.wait(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGUSR2  # the signal's default action, after the save
+    [checkpoint] = (tmp_path / "signalled").glob("*/*/finetune.pt")
+    assert load_checkpoint(checkpoint)["step"] == signalled_step + 1
+
+    final = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert "resuming MLflow run" in final.stdout
+    reference = subprocess.run(job_command(tmp_path, tmp_path / "reference"), cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    [straight] = (tmp_path / "reference").glob("*/*/finetune.pt")
+    straight, resumed = load_checkpoint(straight), load_checkpoint(checkpoint)
+    assert resumed["step"] == STEPS and resumed["losses"] == straight["losses"]
+    for name, tensor in straight["weights"].items():
+        assert torch.equal(tensor, resumed["weights"][name]), name
+
+
+def wait_for(condition, process: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)

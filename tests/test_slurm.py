@@ -23,8 +23,9 @@ from asva.training.checkpoint import load_checkpoint
 pytestmark = pytest.mark.slurm
 
 STEPS = 40
-# The steps at which the job is requeued, then preempted.
+# The steps during which the job is requeued, then preempted; and one the third attempt passes.
 INTERRUPTIONS = (10, 25)
+RESUMED_CHECK = 30
 
 
 @pytest.fixture(scope="session")
@@ -121,13 +122,18 @@ def wait_until(condition, what: str, sweep: subprocess.Popen, cluster: SlurmClus
         time.sleep(0.2)
 
 
-def test_requeued_and_preempted_job_continues_its_run_and_weights(tmp_path, slurm):
-    job_args = [f"train.finetune.steps={STEPS}", "train.finetune.checkpoint_every=1", "train.num_threads=1"]
+def job_log(tmp_path: Path, job: str) -> str:
+    return "".join(log.read_text(errors="replace") for log in (tmp_path / "multirun" / ".submitit").glob(f"{job}/*_log.*"))
+
+
+def test_requeued_and_preempted_job_saves_at_the_signal_and_continues_its_run_and_weights(tmp_path, slurm):
+    # Step checkpoints never come (every 1000 steps): only the stop signals save.
+    job_args = [f"train.finetune.steps={STEPS}", "train.finetune.checkpoint_every=1000", "train.num_threads=1"]
     command = sweep_command(tmp_path, slurm, ["window_radius=1.0", *job_args])
-    # The job waits at the steps the test interrupts it at (tests/job_gate), however fast it trains.
+    # The job waits before the steps the test acts at (tests/job_gate), however fast it trains.
     gate = tmp_path / "gate"
     gate.mkdir()
-    for step in INTERRUPTIONS:
+    for step in (*INTERRUPTIONS, INTERRUPTIONS[0] + 1, RESUMED_CHECK):
         (gate / f"hold-{step}").touch()
     env = slurm.env(job_env(tmp_path))
     env["ASVA_TEST_GATE_DIR"] = str(gate)
@@ -135,31 +141,40 @@ def test_requeued_and_preempted_job_continues_its_run_and_weights(tmp_path, slur
     output = open(tmp_path / "sweep.log", "w")
     sweep = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
     runs_dir = tmp_path / "runs"
-    first, second = INTERRUPTIONS
+    requeued, preempted = INTERRUPTIONS
+    seen = {}
     try:
-        # 1. The scheduler requeues the running job (as `scontrol requeue` or a node failure does).
-        wait_until(lambda: (gate / f"held-{first}").exists(), f"training to reach step {first}", sweep, slurm)
+        # 1. The scheduler requeues the running job (as `scontrol requeue` or a node failure does):
+        # SIGTERM, then SIGKILL. The job saves at the end of the step the SIGTERM arrived in.
+        wait_until(lambda: (gate / f"held-{requeued}").exists(), f"training to reach step {requeued}", sweep, slurm)
         job = running_job(slurm)
         assert job is not None, (tmp_path / "sweep.log").read_text()[-3000:]
-        first_interruption = checkpoint_step(runs_dir)
+        seen["before requeue"] = checkpoint_step(runs_dir)
         slurm.command("scontrol", "requeue", job)
-        # 2. Preemption: SLURM signals USR2, submitit checkpoints the launcher and requeues the job itself.
-        wait_until(lambda: (gate / f"held-{second}").exists(), f"the requeued job to reach step {second}", sweep, slurm)
-        second_interruption = checkpoint_step(runs_dir)
-        resumed_before_preemption = resumes(tmp_path, job)
+        wait_until(lambda: "SIGTERM received" in job_log(tmp_path, job), "the SIGTERM", sweep, slurm)
+        (gate / f"release-{requeued}").touch()  # it stops at the next gate until SIGKILL
+        # 2. Preemption: SLURM signals USR2; the job saves, then submitit requeues it.
+        wait_until(lambda: (gate / f"held-{preempted}").exists(), f"the requeued job to reach step {preempted}", sweep, slurm)
+        seen["before preemption"] = checkpoint_step(runs_dir)
         slurm.command("scancel", "--signal=USR2", job)
+        wait_until(lambda: "SIGUSR2 received" in job_log(tmp_path, job), "the SIGUSR2", sweep, slurm)
+        (gate / f"release-{preempted}").touch()
+        # 3. The third attempt: nothing saved since it started, so the checkpoint is still the signal's.
+        wait_until(lambda: (gate / f"held-{RESUMED_CHECK}").exists(), f"the third attempt to reach step {RESUMED_CHECK}", sweep, slurm)
+        seen["third attempt"] = checkpoint_step(runs_dir)
+        (gate / f"release-{RESUMED_CHECK}").touch()
         wait_until(lambda: sweep.poll() is not None, "the sweep to finish", sweep, slurm)
     finally:
         if sweep.poll() is None:
             sweep.kill()
         output.close()
     assert sweep.returncode == 0, (tmp_path / "sweep.log").read_text()[-3000:]
-    assert (first_interruption, second_interruption, resumed_before_preemption) == (first, second, 1)
+    # No checkpoint before the first signal; then exactly the steps the signals arrived in.
+    assert seen == {"before requeue": -1, "before preemption": requeued + 1, "third attempt": preempted + 1}
 
     states = slurm.command("sacct", "-n", "-P", "-D", "-X", "-o", "State", "-j", job).split()
     assert states.count("REQUEUED") == 2 and states[-1] == "COMPLETED", states
-    text = "".join(log.read_text() for log in (tmp_path / "multirun" / ".submitit").glob(f"{job}/*_log.*"))
-    assert "this job is preempted" in text  # submitit's USR2 handler ran
+    assert "this job is preempted" in job_log(tmp_path, job)  # submitit's USR2 handler ran
     assert resumes(tmp_path, job) == 2
 
     [parent] = runs_by_role(tmp_path, "sweep")

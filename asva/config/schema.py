@@ -143,6 +143,7 @@ class ModelConfig:
     base_train_steps: int = 300
     base_lr: float = 2e-3
     base_batch_size: int = 16
+    global_audio_token_every_frame: bool = True  # every frame sees each tap's global (CLS) token, window or not
 
 
 @dataclass
@@ -174,6 +175,9 @@ class StageConfig:
     epochs: Optional[int] = None
     steps: Optional[int] = 300
     checkpoint_every: int = 100
+    # Also a checkpoint once this much wall time has passed since the last one (None: steps only).
+    # A stop signal (SLURM preemption or time-out) always saves at the end of the running step.
+    checkpoint_minutes: Optional[float] = 30.0
     lr_warmup_steps: int = 0  # linear warm-up of the learning rate from 0 over this many steps
 
 

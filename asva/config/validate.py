@@ -74,6 +74,8 @@ def _check_stage(name: str, stage: StageConfig) -> None:
         raise ConfigError(f"{name}.batch_size: must be > 0, got {stage.batch_size}")
     if stage.checkpoint_every <= 0:
         raise ConfigError(f"{name}.checkpoint_every: must be > 0, got {stage.checkpoint_every}")
+    if stage.checkpoint_minutes is not None and stage.checkpoint_minutes <= 0:
+        raise ConfigError(f"{name}.checkpoint_minutes: must be > 0 (or null), got {stage.checkpoint_minutes}")
     if stage.lr_warmup_steps < 0:
         raise ConfigError(f"{name}.lr_warmup_steps: must be >= 0, got {stage.lr_warmup_steps}")
 

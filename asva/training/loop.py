@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +26,7 @@ from asva import distributed
 from asva.errors import DataError
 from asva.progress import progress as progress_counter
 from asva.training.checkpoint import load_checkpoint, save_checkpoint
+from asva.training.preemption import SignalsHeldUntilStepEnd
 
 BatchLoss = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -37,6 +39,7 @@ class LoopSpec:
     epochs: int | None = None
     checkpoint_every: int = 100
     warmup_steps: int = 0  # linear learning-rate warm-up from 0, then constant
+    checkpoint_minutes: float | None = None  # also save once this much wall time passed since the last save
 
     def total_steps(self, num_examples: int) -> int:
         if self.steps is not None:
@@ -90,8 +93,10 @@ def train_loop(
 ) -> list[float]:
     """Adam over `parameters` for the spec's steps; returns the loss of every step.
 
-    With a checkpoint path, saves the full training state every `checkpoint_every` steps and at
-    the end, and resumes from it when it exists. `on_checkpoint(step)` runs just before each save
+    With a checkpoint path, saves the full training state every `checkpoint_every` steps, every
+    `checkpoint_minutes` of wall time, at the end, and at the end of the step during which the job
+    was told to stop (SIGUSR2 or SIGTERM: SLURM's preemption and time-out), and resumes from it when
+    it exists. `on_checkpoint(step)` runs just before each save
     (to flush what the caller logged up to that step); `metadata` is stored in every checkpoint.
     With `data_parallel`, `batch_size` is per process: each step covers `batch_size * ranks` rows.
     """
@@ -106,6 +111,7 @@ def train_loop(
     total = spec.total_steps(num_examples)
     losses: list[float] = []
     start = 0
+    saved_step = None  # the step of the checkpoint on disk
     if checkpoint_path is not None and checkpoint_path.exists():
         saved = load_checkpoint(checkpoint_path)
         expected = sampler_position(saved["step"], num_examples, global_batch)
@@ -119,10 +125,13 @@ def train_loop(
         schedule.load_state_dict(saved["scheduler"])
         set_rng_states(saved["rng"])
         losses, start = saved["losses"], saved["step"]
+        saved_step = start
 
     def save(step: int) -> None:
+        nonlocal saved_step
         if checkpoint_path is None or not world.is_main:
             return
+        saved_step = step
         if on_checkpoint is not None:
             on_checkpoint(step)
         save_checkpoint(
@@ -141,25 +150,30 @@ def train_loop(
 
     module.train()
     progress = progress_counter(range(start, total), desc=desc, unit="step", initial=start, total=total)
-    for step in progress:
-        torch.manual_seed(seed * 7919 + step)  # for any op that draws from the global generator
-        random.seed(seed * 7919 + step)
-        np.random.seed((seed * 7919 + step) % 2**32)
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        loss = batch_loss(batch_indices(step, num_examples, global_batch, seed), generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if data_parallel:
-            distributed.average_gradients(parameters)
-        optimizer.step()
-        schedule.step()
-        losses.append(distributed.mean_across_ranks(loss.item()) if data_parallel else loss.item())
-        progress.set_postfix(loss=f"{losses[-1]:.4f}")
-        if on_step is not None and world.is_main:
-            on_step(step, losses[-1])
-        if (step + 1) % spec.checkpoint_every == 0:
-            save(step + 1)
-    if start < total or checkpoint_path is None or not checkpoint_path.exists():
+    last_saved = time.monotonic()
+    with SignalsHeldUntilStepEnd() as stop_signals:
+        for step in progress:
+            torch.manual_seed(seed * 7919 + step)  # for any op that draws from the global generator
+            random.seed(seed * 7919 + step)
+            np.random.seed((seed * 7919 + step) % 2**32)
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            loss = batch_loss(batch_indices(step, num_examples, global_batch, seed), generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if data_parallel:
+                distributed.average_gradients(parameters)
+            optimizer.step()
+            schedule.step()
+            losses.append(distributed.mean_across_ranks(loss.item()) if data_parallel else loss.item())
+            progress.set_postfix(loss=f"{losses[-1]:.4f}")
+            if on_step is not None and world.is_main:
+                on_step(step, losses[-1])
+            overdue = spec.checkpoint_minutes is not None and time.monotonic() - last_saved >= 60 * spec.checkpoint_minutes
+            if (step + 1) % spec.checkpoint_every == 0 or overdue or stop_signals.pending:
+                save(step + 1)
+                last_saved = time.monotonic()
+            stop_signals.deliver()
+    if saved_step != total:
         save(total)
     module.eval()
     return losses

@@ -1,9 +1,9 @@
 """Loaded by every Python process whose PYTHONPATH holds this folder: makes a job wait for its test.
 
-A test that must interrupt a job at a known step (tests/test_slurm.py) sets ASVA_TEST_GATE_DIR and
-creates `hold-<step>` files there. When the training loop has written the checkpoint of such a step,
-it writes `held-<step>` and waits there until the test has done what it does next (requeue the job,
-send it a signal, kill it). The interruptions so land on known steps, however fast the machine is.
+A test that must interrupt a training job at a known step (tests/test_slurm.py, tests/test_resume.py)
+sets ASVA_TEST_GATE_DIR and creates `hold-<step>` files there. Before the training loop starts such
+a step, it writes `held-<step>` and waits until the test writes `release-<step>` (or ends the job).
+The interruptions so land on known steps, however fast or loaded the machine is.
 """
 
 import os
@@ -16,15 +16,26 @@ if GATE:
 
     import asva.training.loop as loop
 
-    _save_checkpoint = loop.save_checkpoint
-
-    def save_checkpoint_then_hold(path, state):
-        _save_checkpoint(path, state)
+    def wait_at_gates(steps):
         gate = Path(GATE)
-        step = state["step"]
-        if (gate / f"hold-{step}").exists() and not (gate / f"held-{step}").exists():
-            (gate / f"held-{step}").write_text(str(os.getpid()))
-            while True:  # until the test's requeue kills this attempt, or its signal handler exits
-                time.sleep(0.1)
+        for step in steps:
+            if (gate / f"hold-{step}").exists() and not (gate / f"held-{step}").exists():
+                (gate / f"held-{step}").write_text(str(os.getpid()))
+                while not (gate / f"release-{step}").exists():
+                    time.sleep(0.05)
+            yield step
 
-    loop.save_checkpoint = save_checkpoint_then_hold
+    class GatedProgress:
+        """The loop's progress counter, its steps passing through the gates."""
+
+        def __init__(self, counter):
+            self.counter = counter
+
+        def __iter__(self):
+            return wait_at_gates(self.counter)
+
+        def __getattr__(self, name):
+            return getattr(self.counter, name)
+
+    _progress_counter = loop.progress_counter
+    loop.progress_counter = lambda *args, **kwargs: GatedProgress(_progress_counter(*args, **kwargs))
