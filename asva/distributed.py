@@ -1,9 +1,10 @@
 """Data-parallel glue: one process per GPU, started by torchrun or by SLURM (one task per GPU).
 
-A job that finds more than one process in its environment joins a process group; every rank
-draws the same global batch and the same noise, computes its own share of the rows, and the
-gradients are averaged across ranks, so N processes with batch B train exactly like one process
-with batch N*B. Rank 0 alone writes checkpoints and talks to MLflow.
+A job that finds more than one process in its environment joins a process group. `batch_size` is
+the global batch: every rank draws the same batch indices, clip starts and noise, encodes and
+denoises only its own rows, and the gradients are averaged across ranks, so N processes train like
+one process with the same batch, on any N (a checkpoint resumes on another number of GPUs). Rank 0
+alone writes checkpoints and talks to MLflow.
 """
 
 from __future__ import annotations
@@ -51,8 +52,12 @@ def world_from_env(env: dict[str, str] | None = None) -> World:
     return World(0, 1, 0)
 
 
-def init() -> World:
-    """Join the process group when there is more than one process (idempotent); returns the world."""
+def init(timeout_minutes: float = 360.0) -> World:
+    """Join the process group when there is more than one process (idempotent); returns the world.
+
+    `timeout_minutes` bounds every wait of one rank for another, the ranks that wait while rank 0
+    prepares data and the frozen parts included: it must exceed the longest such preparation.
+    """
     world = world_from_env()
     if world.size == 1 or dist.is_initialized():
         return current()
@@ -64,7 +69,7 @@ def init() -> World:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(world.local_rank)
-    dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=datetime.timedelta(minutes=30))
+    dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=datetime.timedelta(minutes=timeout_minutes))
     return world
 
 
@@ -114,6 +119,15 @@ def mean_across_ranks(value: float) -> float:
 def barrier() -> None:
     if current().size > 1:
         dist.barrier()
+
+
+def broadcast_from_main(value: object) -> object:
+    """Rank 0's `value` on every rank (a picklable object)."""
+    if current().size == 1:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def shutdown() -> None:

@@ -170,7 +170,7 @@ def run_job(cfg: ExperimentConfig, parent_run_id: str | None = None) -> dict[str
     resolved = asdict(cfg)
     params = contract_params(cfg)
     digest = config_hash(resolved)
-    world = distributed.init()
+    world = distributed.init(cfg.train.distributed_timeout_minutes)
     done = finished_run(cfg.study, digest)
     if done is not None:
         log.info("config %s already finished in MLflow run %s: not trained again", digest, done.info.run_id)
@@ -203,7 +203,10 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
     main = run is not None
     cache_dir = Path(cfg.paths.cache_dir)
     if not main:
-        distributed.barrier()  # rank 0 generates the data and trains the cached parts first
+        # Rank 0 generates or decodes the data and builds the cached frozen parts first.
+        log.info("rank %d waits for rank 0 to prepare the data and the frozen parts (up to %s minutes: "
+                 "train.distributed_timeout_minutes)", distributed.current().rank, cfg.train.distributed_timeout_minutes)
+        distributed.barrier()
     sources.ensure_generated(cfg.data, root)
     train = load_split(root, "train", cfg.data, cache_dir)
     test = load_split(root, "test", cfg.data, cache_dir)
@@ -234,14 +237,13 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
     model.reset_adapters(cfg.seed)
     if main:
         run.log_params({"trainable_parameters": str(sum(p.numel() for p in model.adapter_parameters()))})
+        distributed.barrier()  # the data and the frozen parts are ready: the other ranks load them
 
-    if cfg.pretrain:
+    if cfg.pretrain:  # data-parallel over all ranks when not cached
         key, weights = pretrained_adapters(cfg, model, pool, cache_dir, _pretrain_logger(cfg, run) if main else None)
         model.load_adapter_state_dict(weights)
         if main:
             run.set_tags({"asva.pretrain_key": key})
-    if main:
-        distributed.barrier()
 
     if cfg.finetune and k != 0:
         subset = train.subset(kshot_indices(train, k, cfg.seed))

@@ -186,6 +186,9 @@ class TrainConfig:
     pretrain: StageConfig = field(default_factory=lambda: StageConfig(lr=1e-3, steps=300))
     finetune: StageConfig = field(default_factory=lambda: StageConfig(lr=1e-3, steps=300))
     num_threads: int = 0  # torch threads; 0 keeps torch's default
+    # Multi-GPU jobs: how long a rank may wait for another (rank 0 preparing data and frozen parts,
+    # curating the pool): longer than the longest such preparation.
+    distributed_timeout_minutes: float = 360.0
 
 
 @dataclass

@@ -202,6 +202,8 @@ def validate(cfg: ExperimentConfig) -> None:
 
     _check_stage("train.pretrain", cfg.train.pretrain)
     _check_stage("train.finetune", cfg.train.finetune)
+    if cfg.train.distributed_timeout_minutes <= 0:
+        raise ConfigError(f"train.distributed_timeout_minutes: must be > 0, got {cfg.train.distributed_timeout_minutes}")
     if cfg.eval.max_test_clips is not None:
         _positive("eval.max_test_clips", cfg.eval.max_test_clips)
     _positive("eval.batch_size", cfg.eval.batch_size)

@@ -37,11 +37,18 @@ def sampling_scheduler(cfg: DiffusionConfig) -> DDIMScheduler:
 
 
 def noised_batch(
-    scheduler: DDPMScheduler, latents: torch.Tensor, generator: torch.Generator
+    scheduler: DDPMScheduler, latents: torch.Tensor, generator: torch.Generator, rows: slice | None = None, batch_size: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(noisy latents, timesteps, the target the denoiser must predict)."""
-    noise = torch.randn(latents.shape, generator=generator)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
+    """(noisy latents, timesteps, the target the denoiser must predict).
+
+    With `rows`, `latents` are those rows of a batch of `batch_size`: the noise and timesteps of the
+    whole batch are drawn (so every data-parallel rank draws what one process would) and the rows' kept.
+    """
+    drawn = latents.shape[0] if batch_size is None else batch_size
+    noise = torch.randn((drawn, *latents.shape[1:]), generator=generator)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (drawn,), generator=generator)
+    if rows is not None:
+        noise, timesteps = noise[rows], timesteps[rows]
     noisy = scheduler.add_noise(latents, noise, timesteps)
     if scheduler.config.prediction_type == "v_prediction":
         return noisy, timesteps, scheduler.get_velocity(latents, noise, timesteps)

@@ -40,10 +40,15 @@ class StageClips:
                 self.latents = model.base.encode_video(self.frames)
             self.features = model.encode_audio(bank, audio, sample_rate)
 
-    def batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, AudioFeatures]:
+    def batch(
+        self, idx: torch.Tensor, generator: torch.Generator, rows: slice = slice(None)
+    ) -> tuple[torch.Tensor, torch.Tensor, AudioFeatures]:
+        """The `rows` of the batch of videos `idx`: clip starts are drawn for all of `idx` (the same
+        draws on every data-parallel rank), but only the rows' clips are cut and encoded."""
         if self.windows is None:
-            return self.frames[idx], self.latents[idx], self.features.select(idx)
-        frames, audio = self.windows.clips(idx, self.windows.draw_starts(idx, generator))
+            return self.frames[idx[rows]], self.latents[idx[rows]], self.features.select(idx[rows])
+        starts = self.windows.draw_starts(idx, generator)
+        frames, audio = self.windows.clips(idx[rows], starts[rows])
         with torch.no_grad():
             latents = self.model.base.encode_video(frames)
             features = self.model.encode_audio(fbank(audio, self.sample_rate), audio, self.sample_rate)
@@ -66,24 +71,22 @@ def train_adapter_stage(
 ) -> list[float]:
     """Denoising loss with 5% (cond_drop) independent image/text/audio dropout; base and encoders frozen.
 
-    With `data_parallel`, every rank draws the clips and noise of the whole global batch and runs the
-    denoiser on its own rows only (asva/distributed.py), so the ranks together compute the
-    one-process step.
+    With `data_parallel`, every rank draws the clip starts, dropout and noise of the whole global
+    batch but encodes and denoises only its own rows (asva/distributed.py), so the ranks together
+    compute the one-process step.
     """
     scheduler = training_scheduler(diffusion)
     source = StageClips(model, clips, sample_rate)
 
     def loss(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        drop_image, drop_text, drop_audio = drop_masks(len(idx), diffusion.cond_drop, gen)
-        frames, latents, features = source.batch(idx, gen)
-        noisy, timesteps, target = noised_batch(scheduler, latents, gen)
         rows = distributed.local_rows(len(idx)) if data_parallel else slice(None)
-        cond = model.conditions(
-            frames[rows], features.select(rows), captions(clips, idx[rows]), drop_image[rows], drop_text[rows], drop_audio[rows]
-        )
-        prediction = model(noisy[rows], timesteps[rows], cond)
+        drop_image, drop_text, drop_audio = drop_masks(len(idx), diffusion.cond_drop, gen)
+        frames, latents, features = source.batch(idx, gen, rows)
+        noisy, timesteps, target = noised_batch(scheduler, latents, gen, rows, len(idx))
+        cond = model.conditions(frames, features, captions(clips, idx[rows]), drop_image[rows], drop_text[rows], drop_audio[rows])
+        prediction = model(noisy, timesteps, cond)
         weight = distributed.share_weight(len(idx)) if data_parallel else 1.0
-        return torch.nn.functional.mse_loss(prediction, target[rows]) * weight
+        return torch.nn.functional.mse_loss(prediction, target) * weight
 
     return train_loop(
         model,

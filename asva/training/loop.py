@@ -6,7 +6,8 @@ checkpoint holds everything else a continuation needs: the trained weights, the 
 learning-rate schedule, the global RNG states (torch, numpy, python), the sampler position and
 the caller's metadata (the job's MLflow run id). Checkpoints are written atomically.
 
-With `data_parallel`, every rank draws the same global batch and the gradients are averaged across
+With `data_parallel`, every rank draws the same global batch of `batch_size` rows (whatever the
+number of ranks), computes its own rows' share of the loss, and the gradients are averaged across
 ranks (asva/distributed.py); rank 0 alone writes checkpoints.
 """
 
@@ -98,12 +99,12 @@ def train_loop(
     was told to stop (SIGUSR2 or SIGTERM: SLURM's preemption and time-out), and resumes from it when
     it exists. `on_checkpoint(step)` runs just before each save
     (to flush what the caller logged up to that step); `metadata` is stored in every checkpoint.
-    With `data_parallel`, `batch_size` is per process: each step covers `batch_size * ranks` rows.
+    `batch_size` is the global batch, with `data_parallel` too: the steps, the schedule and the rows
+    each step sees do not depend on the number of ranks.
     """
     state_dict = state_dict or module.state_dict
     load_state_dict = load_state_dict or module.load_state_dict
     world = distributed.current() if data_parallel else distributed.World(0, 1, 0)
-    global_batch = spec.batch_size * world.size
     optimizer = torch.optim.Adam(parameters, lr=spec.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / spec.warmup_steps) if spec.warmup_steps else 1.0
@@ -114,11 +115,11 @@ def train_loop(
     saved_step = None  # the step of the checkpoint on disk
     if checkpoint_path is not None and checkpoint_path.exists():
         saved = load_checkpoint(checkpoint_path)
-        expected = sampler_position(saved["step"], num_examples, global_batch)
+        expected = sampler_position(saved["step"], num_examples, spec.batch_size)
         if saved["sampler"] != expected:
             raise DataError(
                 f"{checkpoint_path}: saved for {saved['sampler']['num_examples']} examples in batches of "
-                f"{saved['sampler']['batch_size']}, this run has {num_examples} in batches of {global_batch}"
+                f"{saved['sampler']['batch_size']}, this run has {num_examples} in batches of {spec.batch_size}"
             )
         load_state_dict(saved["weights"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -141,7 +142,7 @@ def train_loop(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": schedule.state_dict(),
                 "rng": rng_states(),
-                "sampler": sampler_position(step, num_examples, global_batch),
+                "sampler": sampler_position(step, num_examples, spec.batch_size),
                 "step": step,
                 "losses": losses,
                 "metadata": dict(metadata or {}),
@@ -157,7 +158,7 @@ def train_loop(
             random.seed(seed * 7919 + step)
             np.random.seed((seed * 7919 + step) % 2**32)
             generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            loss = batch_loss(batch_indices(step, num_examples, global_batch, seed), generator)
+            loss = batch_loss(batch_indices(step, num_examples, spec.batch_size, seed), generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if data_parallel:

@@ -14,21 +14,25 @@ a video whose kept segment lies elsewhere contributes a clip decoded from that s
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from asva import distributed
 from asva.config.schema import ExperimentConfig
 from asva.data import curation
 from asva.data.dataset import ClipSet, VideoEntry, concatenate, decode_entries
 from asva.models.asva_model import ASVAModel
 from asva.training.adapters import train_adapter_stage
-from asva.training.checkpoint import build_once
+from asva.training.checkpoint import build_once, load_checkpoint
 from asva.config.hashing import stable_hash
 from asva.errors import DataError
 from asva.training.components import clipset_fingerprint
+
+log = logging.getLogger(__name__)
 
 PRETRAIN_SEED = 0
 
@@ -61,14 +65,19 @@ def pretrained_adapters(
     model: ASVAModel,
     pool: ClipSet,
     cache_dir: Path,
-    on_trained: Callable[[str, list[float], dict[str, str], int], None],
+    on_trained: Callable[[str, list[float], dict[str, str], int], None] | None,
 ) -> tuple[str, dict[str, torch.Tensor]]:
-    """(key, adapter weights) of stage 1; trains it (and calls on_trained) only if not cached."""
+    """(key, adapter weights) of stage 1; trains it (and calls on_trained) only if not cached.
+
+    Under data parallelism every rank calls this and they train together: rank 0 looks up the cache
+    (under its lock, so concurrent jobs still train a key once) and curates the pool, then tells the
+    other ranks whether to train or to load.
+    """
     key = pretrain_key(cfg, pool)
     folder = cache_dir / "pretrain" / key
+    world = distributed.current()
 
-    def build() -> dict:
-        kept, rejected = curated_pool(cfg, pool, cache_dir)
+    def train(kept: ClipSet, rejected: dict[str, str]) -> dict:
         model.reset_adapters(PRETRAIN_SEED)
         losses = train_adapter_stage(
             model,
@@ -79,11 +88,29 @@ def pretrained_adapters(
             desc=f"stage 1: pretraining adapters on {len(kept)} pool videos (trained once)",
             sample_rate=cfg.data.sample_rate,
             checkpoint_path=folder / "progress.pt",
+            data_parallel=world.size > 1,
         )
-        on_trained(key, losses, rejected, len(kept))
+        if on_trained is not None:
+            on_trained(key, losses, rejected, len(kept))
         return {"weights": model.adapter_state_dict(), "losses": losses}
 
-    return key, build_once(folder / "adapters.pt", build)["weights"]
+    if world.is_main:
+        trained_here = []
+
+        def build() -> dict:
+            kept, rejected = curated_pool(cfg, pool, cache_dir)
+            distributed.broadcast_from_main(True)  # the other ranks train with this one
+            trained_here.append(True)
+            return train(kept, rejected)
+
+        payload = build_once(folder / "adapters.pt", build)
+        if not trained_here:
+            distributed.broadcast_from_main(False)  # cached: the other ranks load it
+        return key, payload["weights"]
+    log.info("rank %d waits for rank 0 to look up stage 1 %s (and curate the pool if it trains it)", world.rank, key)
+    if distributed.broadcast_from_main(None):
+        return key, train(*curated_pool(cfg, pool, cache_dir))["weights"]  # the curation rank 0 cached
+    return key, load_checkpoint(folder / "adapters.pt")["weights"]
 
 
 def curated_pool(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> tuple[ClipSet, dict[str, str]]:
@@ -97,9 +124,10 @@ def curated_pool(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> tuple
     videos = [curation.Video(vid, label, path) for vid, label, path in zip(pool.video_ids, pool.labels, pool.paths)]
     verdicts = curation.run_filters(videos, filters, folder)
     kept, rejected = _kept_spans(pool, verdicts) if pool.windows is not None else _kept_clips(cfg, pool, verdicts, folder, cache_dir)
+    if distributed.current().is_main:
+        curation.write_outputs(folder, verdicts, filters)  # before a failure too: its rejections.csv says why
     if len(kept) == 0:
         raise DataError(f"curation rejected every one of the {len(pool)} pool videos (see {folder / curation.REJECTIONS})")
-    curation.write_outputs(folder, verdicts, filters)
     return kept, rejected
 
 
