@@ -356,6 +356,20 @@ def test_stage_one_trains_on_the_curated_clips_only(tmp_path):
     assert again.video_ids == kept.video_ids
 
 
+def test_curation_rejecting_the_whole_pool_fails_naming_its_written_rejections(tmp_path):
+    from asva.training.pretrain import curated_pool
+
+    bench, data = small_benchmark(tmp_path)
+    pool = load_split(bench / "pool", "train", data, tmp_path / "cache")
+    cfg = ExperimentConfig(curation="auto", data=data)
+    cfg.curation_filters.workers = 1
+    cfg.curation_filters.min_seconds = 60.0  # every pool video is shorter: rejected by its metadata
+    with pytest.raises(DataError, match="curation rejected every one of the") as error:
+        curated_pool(cfg, pool, tmp_path / "cache")
+    rejections = Path(str(error.value).split("(see ")[1].rstrip(")"))
+    assert len(rejections.read_text().splitlines()) == 1 + len(pool)  # header, one reason per video
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("workers", 0, "curation_filters.workers: must be >= 1"),
     ("flow_quantile", 2.0, "curation_filters.flow_quantile: must be within"),

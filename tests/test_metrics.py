@@ -180,3 +180,51 @@ def test_reserved_names_only_with_the_papers_networks():
     assert [paper.name(m) for m in ("fvd", "ia", "it", "relsync", "alignsync")] == ["fvd", "ia", "it", "relsync", "alignsync"]
     paper.paper_ia = False  # AlignSync needs ImageBind as well as the classifier
     assert paper.name("relsync") == "relsync" and paper.name("alignsync") == "alignsync_embedded"
+
+
+def _clips(frames: np.ndarray, event_times: list[list[float]]):
+    from asva.data.dataset import ClipSet
+
+    count = len(frames)
+    return ClipSet(
+        video_ids=[f"v{i}" for i in range(count)], labels=["drum"] * count, frames=torch.from_numpy(frames),
+        audio=torch.zeros(count, 32000), fbank=torch.zeros(count, 198, 128), event_times=event_times, classes=["drum"],
+    )
+
+
+def test_metrics_the_clips_cannot_score_are_skipped_with_the_reason():
+    from asva.config.schema import ExperimentConfig
+    from asva.evaluation.evaluate import NO_EVENT_TIMES, skeleton_metrics
+    from asva.evaluation.frechet import TOO_FEW_CLIPS
+    from asva.evaluation.paper_metrics import paper_scores
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, size=(3, 12, 32, 32, 3), dtype=np.uint8)
+    generated = rng.integers(0, 256, size=(3, 12, 32, 32, 3), dtype=np.uint8)
+    candidates = {"": generated, "_ref_groundtruth": real}
+    cfg = ExperimentConfig()
+
+    # Event times on one clip of three: event_sync is its mean over the clips that have them.
+    metrics, skipped = skeleton_metrics(_clips(real, [[], [1.0], []]), candidates, cfg)
+    assert set(metrics) == {"event_sync", "event_sync_ref_groundtruth", "fd_pixel_synth"} and skipped == {}
+
+    # A real dataset: no event times at all (an event on frame 0 is no onset to score either).
+    metrics, skipped = skeleton_metrics(_clips(real, [[], [0.0], []]), candidates, cfg)
+    assert set(metrics) == {"fd_pixel_synth"}
+    assert skipped == {"event_sync": NO_EVENT_TIMES, "event_sync_ref_groundtruth": NO_EVENT_TIMES}
+
+    # One clip: no Fréchet distance (a covariance needs two), neither of pixels nor FVD.
+    metrics, skipped = skeleton_metrics(_clips(real[:1], [[1.0]]), {"": generated[:1]}, cfg)
+    assert set(metrics) == {"event_sync"} and skipped == {"fd_pixel_synth": TOO_FEW_CLIPS}
+    scores = paper_scores(_tiny_networks(), real[:1], torch.randn(1, 198, 128), ["drum"], generated[:1], fps=6)
+    assert not {name for name in scores.metrics if name.startswith("fvd")}
+    assert scores.skipped == {"fvd_embedded": TOO_FEW_CLIPS, "fvd_embedded_ref_static": TOO_FEW_CLIPS}
+
+
+def test_the_skipped_metrics_are_one_log_line_grouped_by_reason(caplog):
+    from asva.evaluation.evaluate import log_skipped
+
+    with caplog.at_level("INFO", logger="asva.evaluation.evaluate"):
+        log_skipped({}, "evaluation of synthetic")
+        log_skipped({"event_sync": "no events", "fd_pixel_synth": "one clip", "event_sync_ref_static": "no events"}, "evaluation of avsync15")
+    assert caplog.messages == ["evaluation of avsync15: not computed: event_sync, event_sync_ref_static (no events); fd_pixel_synth (one clip)"]

@@ -80,13 +80,14 @@ def test_tiny_job_logs_openclass_metrics(tmp_path):
     assert "event_sync" in metrics  # beside the in-domain scores
 
 
-def test_openclass_switch_and_real_datasets_log_nothing(tmp_path):
+def test_openclass_switch_logs_nothing_and_a_real_dataset_says_why(tmp_path):
     from asva.data.openclass import openclass_metrics
 
     cfg = ExperimentConfig()
     cfg.paths.cache_dir = str(tmp_path)
     cfg.eval.openclass = False
-    assert openclass_metrics(None, cfg, 0) == {}  # switched off: nothing loaded, nothing sampled
+    assert openclass_metrics(None, cfg, 0) == ({}, {})  # switched off: nothing loaded, nothing sampled, nothing to report
     cfg.eval.openclass = True
     cfg.data.name, cfg.data.root = "avsync15", str(tmp_path)
-    assert openclass_metrics(None, cfg, 0) == {}
+    metrics, skipped = openclass_metrics(None, cfg, 0)
+    assert metrics == {} and skipped == {"*_openclass": "avsync15 has no open-class split, only the synthetic benchmark has one"}

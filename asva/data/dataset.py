@@ -147,7 +147,9 @@ CLIP_START_SEED = 0
 VGGSOUND_SECONDS = 10.0
 
 
-def _cache_key(name: str, entries: list[VideoEntry], data: DataConfig, stamp_file: Path, windows: bool) -> str:
+def _cache_key(
+    name: str, entries: list[VideoEntry], data: DataConfig, stamp_file: Path, windows: bool, events: dict[str, list[float]]
+) -> str:
     stamp = json.dumps(
         {
             "name": name,
@@ -158,6 +160,8 @@ def _cache_key(name: str, entries: list[VideoEntry], data: DataConfig, stamp_fil
             "entries": [[e.video_id, e.label, str(e.path.resolve()), e.start, e.end] for e in entries],
             "mtime": stamp_file.stat().st_mtime_ns,
             "windows": windows,
+            # The cached clips hold their event times: a manifest.csv added or changed later counts.
+            "events": events,
             "version": 5,  # 5: event times of a clip are only those inside it
         },
         sort_keys=True,
@@ -271,7 +275,7 @@ def decode_entries(
     clip is drawn from it uniformly; otherwise the clip starts at the entry's start.
     """
     skipped = list(skipped or [])
-    cache = Path(cache_dir) / "decoded" / f"{name}-{_cache_key(name, entries, data, stamp_file, windows)}.pt"
+    cache = Path(cache_dir) / "decoded" / f"{name}-{_cache_key(name, entries, data, stamp_file, windows, events)}.pt"
     if cache.is_file():
         # Memory-mapped: a split of long videos at 256 px stays on disk until a batch reads it.
         return ClipSet(**torch.load(cache, weights_only=False, mmap=True))

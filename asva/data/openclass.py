@@ -8,12 +8,12 @@ split and logs the same metrics as `<metric>_openclass`, so a table shows the in
 open-class score side by side (analysis/tables.py).
 
 Only the synthetic dataset has this split: a real dataset (avsync15, avsync48) logs no open-class
-metric. eval.openclass=false switches it off.
+metric, and the evaluation's log line of metrics not computed says so. eval.openclass=false
+switches it off.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,9 @@ from asva.data import sources
 from asva.data.dataset import ClipSet, load_split
 from asva.progress import progress
 
-log = logging.getLogger(__name__)
-
 OPENCLASS_DIR = "openclass"
 SUFFIX = "_openclass"
+EVERY_METRIC = "*" + SUFFIX  # how the evaluation's log line names them all when none is computed
 
 
 def openclass_root(cfg: ExperimentConfig) -> Path | None:
@@ -43,24 +42,24 @@ def load_openclass(cfg: ExperimentConfig) -> ClipSet | None:
     return None if root is None else load_split(root, "test", cfg.data, cfg.paths.cache_dir)
 
 
-def openclass_metrics(model, cfg: ExperimentConfig, seed: int, nets=None) -> dict[str, float]:
-    """`<metric>_openclass` of the model on the open-class clips ({} when there are none).
+def openclass_metrics(model, cfg: ExperimentConfig, seed: int, nets=None) -> tuple[dict[str, float], dict[str, str]]:
+    """`<metric>_openclass` of the model on the open-class clips, and why each metric that is not
+    computed is not (none when eval.openclass is off: nothing was asked for).
 
     Sampled with audio only (no null-audio control, no reference rows), with `eval.batch_size`;
     `nets` (the paper-metric networks, or None) adds the paper metrics.
     """
-    from asva.evaluation.event_sync import event_sync
-    from asva.evaluation.frechet import frechet_distance, pixel_video_features
+    from asva.evaluation.evaluate import skeleton_metrics
     from asva.evaluation.paper_metrics import paper_scores
     from asva.evaluation.sampling import sample
 
     if not cfg.eval.openclass:
-        return {}
+        return {}, {}
+    if cfg.data.name != "synthetic":
+        return {}, {EVERY_METRIC: f"{cfg.data.name} has no open-class split, only the synthetic benchmark has one"}
     clips = load_openclass(cfg)
     if clips is None or len(clips) == 0:
-        if cfg.data.name == "synthetic":
-            log.warning("no open-class clips (data.synthetic.openclass_per_class=0?): no %s metrics", SUFFIX)
-        return {}
+        return {}, {EVERY_METRIC: "no open-class clips were generated (data.synthetic.openclass_per_class=0)"}
     features = model.encode_audio(clips.fbank, clips.audio, cfg.data.sample_rate)
     captions = [label.replace("_", " ") for label in clips.labels]
     outputs = []
@@ -70,13 +69,10 @@ def openclass_metrics(model, cfg: ExperimentConfig, seed: int, nets=None) -> dic
         generator = torch.Generator().manual_seed(seed * 1_000_003 + 500_009 + start)
         outputs.append(sample(model, clips.frames[index], features.select(index), [captions[i] for i in index], cfg.diffusion, generator, True))
     generated = torch.cat(outputs).numpy()
-    real = clips.frames.numpy()
-    fps, tolerance = cfg.data.fps, cfg.eval.sync_tolerance_frames
-    metrics = {
-        "event_sync" + SUFFIX: event_sync(generated, clips.event_times, fps, tolerance),
-        "fd_pixel_synth" + SUFFIX: frechet_distance(pixel_video_features(real), pixel_video_features(generated)),
-        "num_test_clips" + SUFFIX: float(len(clips)),
-    }
+    metrics, skipped = skeleton_metrics(clips, {SUFFIX: generated}, cfg)
+    metrics["num_test_clips" + SUFFIX] = float(len(clips))
     if nets is not None:
-        metrics.update(paper_scores(nets, real, clips.fbank, captions, generated, fps, suffix=SUFFIX).metrics)
-    return {name: float(np.asarray(value)) for name, value in metrics.items()}
+        scores = paper_scores(nets, clips.frames.numpy(), clips.fbank, captions, generated, cfg.data.fps, suffix=SUFFIX)
+        metrics.update(scores.metrics)
+        skipped.update(scores.skipped)
+    return {name: float(np.asarray(value)) for name, value in metrics.items()}, skipped

@@ -1,4 +1,4 @@
-"""Evaluation on the test split of the embedded benchmark, with its reference rows.
+"""Evaluation on the test split of the benchmark (the embedded one or a real one), with its reference rows.
 
 Each test clip's first frame and audio condition a generated clip. Metrics (synthetic names):
 - event_sync: onset F1 x100 of the generated clips (asva/evaluation/event_sync.py);
@@ -9,13 +9,19 @@ Each test clip's first frame and audio condition a generated clip. Metrics (synt
 - with eval.paper_metrics (default): FVD, IA, IT, RelSync, AlignSync and their reference rows
   (asva/evaluation/paper_metrics.py), under `_embedded` names unless the papers' networks are
   configured (asva/evaluation/networks.py). Their stand-in networks train once on the training
-  split and are cached.
+  split (its frames, sound and class labels, no event times) and are cached.
 - with eval.openclass (default) on the synthetic dataset: the same metrics of held-out clips of the
   pool-only classes, as `<metric>_openclass` (asva/data/openclass.py).
+
+A metric the clips cannot score is not computed, and one log line names it with the reason:
+event_sync needs ground-truth event times (a manifest.csv: the synthetic benchmark has one, the real
+datasets have none), the Fréchet distances need at least 2 clips, the open-class metrics need
+open-class clips (synthetic only).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,12 +33,16 @@ from asva.config.schema import ExperimentConfig
 from asva.data import sources
 from asva.data.dataset import ClipSet, load_split
 from asva.data.openclass import openclass_metrics
-from asva.evaluation.event_sync import event_sync
-from asva.evaluation.frechet import frechet_distance, pixel_video_features
+from asva.evaluation.event_sync import event_sync, has_event_frames
+from asva.evaluation.frechet import MIN_SAMPLES, TOO_FEW_CLIPS, frechet_distance, pixel_video_features
 from asva.evaluation.networks import evaluation_networks
-from asva.evaluation.paper_metrics import paper_scores, per_class_rows
+from asva.evaluation.paper_metrics import REFERENCES, paper_scores, per_class_rows
 from asva.evaluation.sampling import sample
 from asva.models.asva_model import ASVAModel
+
+log = logging.getLogger(__name__)
+
+NO_EVENT_TIMES = "no clip has ground-truth event times, which only a manifest.csv like the synthetic benchmark's gives"
 
 
 @dataclass
@@ -45,6 +55,44 @@ class Evaluation:
 
 def static_videos(frames: np.ndarray) -> np.ndarray:
     return np.repeat(frames[:, :1], frames.shape[1], axis=1)
+
+
+def skeleton_metrics(clips: ClipSet, candidates: dict[str, np.ndarray], cfg: ExperimentConfig) -> tuple[dict[str, float], dict[str, str]]:
+    """event_sync and fd_pixel_synth of each candidate set of videos against the real `clips`.
+
+    `candidates` maps the suffix of the metric names to the videos scored ("" for the generated
+    ones, "_null_audio", "_ref_groundtruth", ...); fd_pixel_synth of the ground truth itself is 0 and
+    not logged. Returns the metrics and, for each one the clips cannot score, why.
+    """
+    real = clips.frames.numpy()
+    fps, tolerance = cfg.data.fps, cfg.eval.sync_tolerance_frames
+    events = has_event_frames(clips.event_times, fps, real.shape[1])
+    enough_clips = len(real) >= MIN_SAMPLES
+    real_features = pixel_video_features(real) if enough_clips else None
+    metrics: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for suffix, videos in candidates.items():
+        if events:
+            metrics["event_sync" + suffix] = event_sync(videos, clips.event_times, fps, tolerance)
+        else:
+            skipped["event_sync" + suffix] = NO_EVENT_TIMES
+        if suffix == REFERENCES["groundtruth"]:
+            continue
+        if enough_clips:
+            metrics["fd_pixel_synth" + suffix] = frechet_distance(real_features, pixel_video_features(videos))
+        else:
+            skipped["fd_pixel_synth" + suffix] = TOO_FEW_CLIPS
+    return metrics, skipped
+
+
+def log_skipped(skipped: dict[str, str], what: str) -> None:
+    """One log line naming every metric of `what` that was not computed, grouped by why."""
+    if not skipped:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in skipped.items():
+        by_reason.setdefault(reason, []).append(name)
+    log.info("%s: not computed: %s", what, "; ".join(f"{', '.join(names)} ({reason})" for reason, names in by_reason.items()))
 
 
 def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int, train: ClipSet | None = None) -> Evaluation:
@@ -66,19 +114,9 @@ def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int, 
     generated = torch.cat(outputs[True]).numpy()
     without_audio = torch.cat(outputs[False]).numpy()
     real = test.frames.numpy()
-    static = static_videos(real)
-    fps, tolerance = cfg.data.fps, cfg.eval.sync_tolerance_frames
-    real_features = pixel_video_features(real)
-    metrics = {
-        "event_sync": event_sync(generated, test.event_times, fps, tolerance),
-        "event_sync_null_audio": event_sync(without_audio, test.event_times, fps, tolerance),
-        "event_sync_ref_groundtruth": event_sync(real, test.event_times, fps, tolerance),
-        "event_sync_ref_static": event_sync(static, test.event_times, fps, tolerance),
-        "fd_pixel_synth": frechet_distance(real_features, pixel_video_features(generated)),
-        "fd_pixel_synth_null_audio": frechet_distance(real_features, pixel_video_features(without_audio)),
-        "fd_pixel_synth_ref_static": frechet_distance(real_features, pixel_video_features(static)),
-        "num_test_clips": float(len(test)),
-    }
+    candidates = {"": generated, "_null_audio": without_audio, REFERENCES["groundtruth"]: real, REFERENCES["static"]: static_videos(real)}
+    metrics, skipped = skeleton_metrics(test, candidates, cfg)
+    metrics["num_test_clips"] = float(len(test))
     per_class: list[dict[str, object]] = []
     nets = None
     if cfg.eval.paper_metrics:
@@ -86,8 +124,12 @@ def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int, 
             cache_dir = Path(cfg.paths.cache_dir)
             train = load_split(sources.benchmark_root(cfg.data, cache_dir), "train", cfg.data, cache_dir)
         nets = evaluation_networks(cfg, train, Path(cfg.paths.cache_dir))
-        scores = paper_scores(nets, real, test.fbank, captions, generated, fps)
+        scores = paper_scores(nets, real, test.fbank, captions, generated, cfg.data.fps)
         metrics.update(scores.metrics)
+        skipped.update(scores.skipped)
         per_class = per_class_rows(test.labels, scores.per_clip)
-    metrics.update(openclass_metrics(model, cfg, seed, nets))  # {} unless eval.openclass on synthetic
+    openclass, openclass_skipped = openclass_metrics(model, cfg, seed, nets)
+    metrics.update(openclass)
+    skipped.update(openclass_skipped)
+    log_skipped(skipped, f"evaluation of {cfg.data.name}")
     return Evaluation(metrics=metrics, generated=generated, video_ids=test.video_ids, per_class=per_class)

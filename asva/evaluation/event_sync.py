@@ -66,8 +66,16 @@ def onset_f1(detected: list[int], truth: list[int], tolerance: int) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def has_event_frames(event_times: list[list[float]], fps: float, num_frames: int) -> bool:
+    """Whether any clip has an event to score: the real datasets have no event times at all."""
+    return any(event_frames(times, fps, num_frames) for times in event_times)
+
+
 def event_sync(videos: np.ndarray, event_times: list[list[float]], fps: float, tolerance: int = 1) -> float:
-    """Mean onset F1 x100 over the clips that have events; videos [N, T, H, W, 3] uint8."""
+    """Mean onset F1 x100 over the clips that have events; videos [N, T, H, W, 3] uint8.
+
+    Raises ValueError when no clip has one (check `has_event_frames` first).
+    """
     scores = []
     for video, times in zip(videos, event_times):
         truth = event_frames(times, fps, len(video))

@@ -13,6 +13,10 @@ import torch
 from scipy import linalg
 from torch.nn import functional as F
 
+MIN_SAMPLES = 2  # a covariance needs two samples
+# Why a set distance of clips (fd_pixel_synth, FVD) is not computed for a set of fewer clips.
+TOO_FEW_CLIPS = f"a Fréchet distance needs at least {MIN_SAMPLES} clips"
+
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     """Fréchet distance of the Gaussians fitted to two feature sets [N, D], in float64.
@@ -26,8 +30,8 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"frechet_distance needs two [N, D] feature sets of equal D, got {real.shape} and {fake.shape}")
-    if len(real) < 2 or len(fake) < 2:
-        raise ValueError("frechet_distance needs at least 2 samples per set to estimate a covariance")
+    if len(real) < MIN_SAMPLES or len(fake) < MIN_SAMPLES:
+        raise ValueError(f"frechet_distance needs at least {MIN_SAMPLES} samples per set to estimate a covariance")
     mu_r, mu_f = real.mean(axis=0), fake.mean(axis=0)
     sigma_r, sigma_f = np.atleast_2d(np.cov(real, rowvar=False)), np.atleast_2d(np.cov(fake, rowvar=False))
     covmean, _ = linalg.sqrtm(sigma_r @ sigma_f, disp=False)

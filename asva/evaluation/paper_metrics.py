@@ -3,19 +3,21 @@
 Every metric is computed at 6 FPS (asva/evaluation/protocol.py) for three sets of clips against the
 same real clips and audio: the generated clips, the ground truth itself (`_ref_groundtruth`) and the
 first frame repeated (`_ref_static`). FVD of the ground truth against itself is 0 by definition and
-is not logged. With eval.fid, FID of the frames too (asva/evaluation/fid.py). Names come from
-`EvalNetworks.name`: reserved names only with the papers' networks.
+is not logged; fewer than 2 clips have no FVD (named in `PaperScores.skipped`). With eval.fid, FID
+of the frames too (asva/evaluation/fid.py). Names come from `EvalNetworks.name`: reserved names
+only with the papers' networks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from asva.evaluation.embedders import audio_frame_similarity, text_frame_similarity
 from asva.evaluation.fid import fid
+from asva.evaluation.frechet import MIN_SAMPLES, TOO_FEW_CLIPS
 from asva.evaluation.fvd import fvd
 from asva.evaluation.networks import EvalNetworks
 from asva.evaluation.protocol import at_eval_fps
@@ -29,6 +31,7 @@ REFERENCES = {"groundtruth": "_ref_groundtruth", "static": "_ref_static"}
 class PaperScores:
     metrics: dict[str, float]  # aggregated over clips
     per_clip: dict[str, np.ndarray]  # metric name -> [N] values (FVD has none: it is a set distance)
+    skipped: dict[str, str] = field(default_factory=dict)  # metric name -> why it was not computed
 
 
 def static_like(frames: np.ndarray) -> np.ndarray:
@@ -53,6 +56,7 @@ def paper_scores(
     phi_real = sync_scores(nets.sync, fbank, real)
     metrics: dict[str, float] = {}
     per_clip: dict[str, np.ndarray] = {}
+    skipped: dict[str, str] = {}
     for tail, videos in candidates.items():
         ia_frames = audio_frame_similarity(nets.audio_vision, fbank, videos)
         phi = sync_scores(nets.sync, fbank, videos)
@@ -60,12 +64,15 @@ def paper_scores(
         per_clip[nets.name("it") + tail] = frame_similarity_score(text_frame_similarity(nets.text_vision, captions, videos))
         per_clip[nets.name("relsync") + tail] = relsync(phi, phi_real)
         per_clip[nets.name("alignsync") + tail] = alignsync(phi, phi_real, ia_frames, ia_real)
-        if tail != REFERENCES["groundtruth"] and len(real) >= 2:
-            metrics[nets.name("fvd") + tail] = fvd(real, videos, nets.video_features)
+        if tail != REFERENCES["groundtruth"]:
+            if len(real) >= MIN_SAMPLES:
+                metrics[nets.name("fvd") + tail] = fvd(real, videos, nets.video_features)
+            else:
+                skipped[nets.name("fvd") + tail] = TOO_FEW_CLIPS
         if tail != REFERENCES["groundtruth"] and nets.fid_inception is not None:
             metrics[nets.name("fid") + tail] = fid(real, videos, nets.fid_inception)
     metrics.update({name: float(values.mean()) for name, values in per_clip.items()})
-    return PaperScores(metrics, per_clip)
+    return PaperScores(metrics, per_clip, skipped)
 
 
 def per_class_rows(labels: list[str], per_clip: dict[str, np.ndarray]) -> list[dict[str, object]]:

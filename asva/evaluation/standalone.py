@@ -7,6 +7,8 @@ picks the test clips; generated clips are cached under `paths.cache_dir/generate
 can be recomputed (new networks, a changed metric) without sampling again. Every metric
 (asva/evaluation/paper_metrics.py, plus the skeleton's event_sync and fd_pixel_synth) goes to the
 job's run, or with `checkpoint=` to a new run of role `evaluate`, with a per-class table artifact.
+A metric the clips cannot score (event_sync without event times, as on the real datasets) is not
+computed and is named in one log line with the reason, as in a job (asva/evaluation/evaluate.py).
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from asva.config.validate import parse_audio_layers, parse_k, validate
 from asva.data import sources
 from asva.data.dataset import ClipSet, load_pool, load_split
 from asva.errors import ConfigError, DataError
-from asva.evaluation.event_sync import event_sync
-from asva.evaluation.frechet import frechet_distance, pixel_video_features
+from asva.evaluation.evaluate import log_skipped, skeleton_metrics
 from asva.evaluation.networks import evaluation_networks
-from asva.evaluation.paper_metrics import paper_scores, per_class_rows
+from asva.evaluation.paper_metrics import REFERENCES, paper_scores, per_class_rows
 from asva.evaluation.protocol import evaluation_clips
 from asva.evaluation.sampling import sample
 from asva.models.asva_model import ASVAModel
@@ -120,17 +121,14 @@ def generated_clips(model: ASVAModel, clips: ClipSet, cfg: ExperimentConfig, mod
 def score(cfg: ExperimentConfig, clips: ClipSet, generated: np.ndarray, train: ClipSet) -> tuple[dict[str, float], list[dict]]:
     """Every metric of the generated clips, with the reference rows, and the per-class table."""
     real = clips.frames.numpy()
-    metrics: dict[str, float] = {"num_eval_clips": float(len(clips))}
-    if all(clips.event_times):
-        tolerance = cfg.eval.sync_tolerance_frames
-        metrics["event_sync"] = event_sync(generated, clips.event_times, cfg.data.fps, tolerance)
-        metrics["event_sync_ref_groundtruth"] = event_sync(real, clips.event_times, cfg.data.fps, tolerance)
-    if len(clips) >= 2:
-        metrics["fd_pixel_synth"] = frechet_distance(pixel_video_features(real), pixel_video_features(generated))
+    metrics, skipped = skeleton_metrics(clips, {"": generated, REFERENCES["groundtruth"]: real}, cfg)
+    metrics["num_eval_clips"] = float(len(clips))
     nets = evaluation_networks(cfg, train, Path(cfg.paths.cache_dir))
     captions = [label.replace("_", " ") for label in clips.labels]
     scores = paper_scores(nets, real, clips.fbank, captions, generated, cfg.data.fps)
     metrics.update(scores.metrics)
+    skipped.update(scores.skipped)
+    log_skipped(skipped, f"evaluation of {cfg.data.name}")
     return metrics, per_class_rows(clips.labels, scores.per_clip)
 
 
