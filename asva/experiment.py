@@ -28,21 +28,20 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from asva import distributed
 from asva.config.schema import ExperimentConfig
-from asva.config.validate import parse_audio_layers, parse_k, validate
+from asva.config.validate import parse_k, validate
 from asva.data import sources
 from asva.data.dataset import ClipSet, kshot_indices, load_pool, load_split
 from asva.data.leakcheck import assert_no_test_leak
 from asva.data.media import write_video
-from asva.errors import ConfigError, DataError
+from asva.errors import ConfigError
 from asva.evaluation.evaluate import evaluate
 from asva.evaluation.protocol import evaluation_clips
-from asva.models.asva_model import ASVAModel
 from asva.tracking.runs import RunLogger, client, config_hash, experiment_id, flatten
 from asva.tracking.store import BOOKKEEPING_METRICS, ROLE_JOB, ROLE_PRETRAIN, ROLE_TAG, tracking_uri
 from asva.training.adapters import train_adapter_stage
 from asva.training.checkpoint import write_text_atomic
 from asva.training.loop import read_checkpoint_metadata
-from asva.training.components import audio_encoder, base_model
+from asva.training.components import build_model
 from asva.training.pretrain import pretrained_adapters
 
 log = logging.getLogger(__name__)
@@ -82,10 +81,6 @@ def check_before_compute(cfg: ExperimentConfig) -> tuple[Path, int | None]:
 
 def is_whole_split(k: int | None, counts: dict[str, int]) -> bool:
     return k is None or (bool(counts) and k >= max(counts.values()))
-
-
-def _taps(cfg: ExperimentConfig) -> list[tuple[str, int]]:
-    return [(name, layer) for name, layers in parse_audio_layers(cfg.audio_layers).items() for layer in layers]
 
 
 def _log_samples(run: RunLogger, test: ClipSet, generated, cfg: ExperimentConfig) -> None:
@@ -222,19 +217,7 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
         if skipped:
             run.log_text("\n".join(skipped) + "\n", "skipped_files.txt")
 
-    taps = _taps(cfg)
-    needs_pool = cfg.pretrain or not cfg.model.base_checkpoint or any(
-        not getattr(cfg.audio, f"encoder_{name}").checkpoint for name in {n for n, _ in taps}
-    )
-    if needs_pool and pool is None:
-        raise DataError("data.pool_root: a pretraining pool is needed (stage 1, or to train the stand-in parts)")
-    encoders = {
-        name: audio_encoder(name, getattr(cfg.audio, f"encoder_{name}"), pool, cache_dir)
-        for name in sorted({n for n, _ in taps})
-    }
-    base = base_model(cfg, pool, cache_dir)
-    model = ASVAModel(base, encoders, taps, cfg.window_radius, cfg.data.fps, cfg.model, train.fbank.shape[1])
-    model.reset_adapters(cfg.seed)
+    model = build_model(cfg, pool, cache_dir, train.fbank.shape[1])
     if main:
         run.log_params({"trainable_parameters": str(sum(p.numel() for p in model.adapter_parameters()))})
         distributed.barrier()  # the data and the frozen parts are ready: the other ranks load them

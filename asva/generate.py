@@ -86,28 +86,16 @@ def build_model(cfg: ExperimentConfig, fbank_frames: int):
     from its checkpoint path; the embedded one trains its frozen parts once on the pool (cached)."""
     from asva.data import sources
     from asva.data.dataset import load_pool
-    from asva.models.asva_model import ASVAModel
-    from asva.params import taps
-    from asva.training.components import audio_encoder, base_model
+    from asva.training.components import build_model as build_job_model, frozen_parts_need_pool
 
     cache_dir = Path(cfg.paths.cache_dir)
-    wanted = taps(cfg)
-    base_needs_pool = cfg.model.name == "tiny" and not cfg.model.base_checkpoint
-    needs_pool = base_needs_pool or any(
-        getattr(cfg.audio, f"encoder_{n}").kind.startswith("tiny_") and not getattr(cfg.audio, f"encoder_{n}").checkpoint
-        for n, _ in wanted
-    )
     pool = None
-    if needs_pool:
+    if frozen_parts_need_pool(cfg):
         root = sources.benchmark_root(cfg.data, cache_dir)
         sources.ensure_generated(cfg.data, root)
         pool_path = sources.pool_root(cfg.data, root)
         pool = load_pool(cfg.data, pool_path, cache_dir) if pool_path else None
-        if pool is None:
-            raise DataError("data.pool_root: the frozen stand-in parts are trained on a pretraining pool; none is configured")
-    encoders = {name: audio_encoder(name, getattr(cfg.audio, f"encoder_{name}"), pool, cache_dir) for name in sorted({n for n, _ in wanted})}
-    base = base_model(cfg, pool, cache_dir)
-    return ASVAModel(base, encoders, wanted, cfg.window_radius, cfg.data.fps, cfg.model, fbank_frames)
+    return build_job_model(cfg, pool, cache_dir, fbank_frames)
 
 
 def load_adapters(model, path: str) -> None:

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from asva.config.schema import ExperimentConfig
 from asva.config.store import register
-from asva.config.validate import parse_audio_layers, validate
+from asva.config.validate import validate
 from asva.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "sweeps" / "conf"
@@ -33,12 +33,9 @@ def load_config(overrides: list[str]) -> ExperimentConfig:
     return experiment
 
 
-def taps(cfg: ExperimentConfig) -> list[tuple[str, int]]:
-    return [(name, layer) for name, layers in parse_audio_layers(cfg.audio_layers).items() for layer in layers]
-
-
 def paper_counts(cfg: ExperimentConfig) -> dict:
     from asva.models.paper_model import VARIANTS, PaperModelSpec, parameter_counts
+    from asva.training.components import taps
 
     spec = PaperModelSpec(variant=cfg.model.variant, unet=VARIANTS[cfg.model.variant]["unet"], taps=taps(cfg), context_dim=cfg.model.context_dim)
     return parameter_counts(spec)
@@ -47,6 +44,7 @@ def paper_counts(cfg: ExperimentConfig) -> dict:
 def tiny_counts(cfg: ExperimentConfig) -> dict:
     from asva.models.asva_model import ASVAModel, ImageToVideoBase
     from asva.models.audio_encoders import TinyAudioEncoder
+    from asva.training.components import taps
 
     with torch.device("meta"):
         base = ImageToVideoBase(cfg.model)

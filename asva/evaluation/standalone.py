@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from asva.config.hashing import stable_hash
 from asva.config.schema import EvaluateConfig, ExperimentConfig
-from asva.config.validate import parse_audio_layers, parse_k, validate
+from asva.config.validate import parse_k, validate
 from asva.data import sources
 from asva.data.dataset import ClipSet, load_pool, load_split
 from asva.errors import ConfigError, DataError
@@ -39,7 +39,7 @@ from asva.models.asva_model import ASVAModel
 from asva.progress import progress
 from asva.tracking.runs import RunLogger, client, config_hash
 from asva.training.checkpoint import load_checkpoint, save_checkpoint
-from asva.training.components import audio_encoder, base_model
+from asva.training.components import build_model
 from asva.training.pretrain import pretrained_adapters
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,7 @@ def restore_model(cfg: ExperimentConfig, adapters: dict[str, torch.Tensor] | Non
     root = sources.benchmark_root(cfg.data, cache_dir)
     pool_path = sources.pool_root(cfg.data, root)
     pool = load_pool(cfg.data, pool_path, cache_dir) if pool_path else None
-    taps = [(name, layer) for name, layers in parse_audio_layers(cfg.audio_layers).items() for layer in layers]
-    if pool is None and (not cfg.model.base_checkpoint or cfg.pretrain):
-        raise DataError("data.pool_root: the frozen stand-in parts and stage 1 need the pretraining pool")
-    encoders = {name: audio_encoder(name, getattr(cfg.audio, f"encoder_{name}"), pool, cache_dir) for name in sorted({n for n, _ in taps})}
-    model = ASVAModel(base_model(cfg, pool, cache_dir), encoders, taps, cfg.window_radius, cfg.data.fps, cfg.model, train.fbank.shape[1])
-    model.reset_adapters(cfg.seed)
+    model = build_model(cfg, pool, cache_dir, train.fbank.shape[1])
     if adapters is None:
         if not cfg.pretrain:
             raise ConfigError("checkpoint: a job without stage 1 needs its adapter checkpoint")

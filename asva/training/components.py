@@ -16,9 +16,10 @@ import torch
 
 from asva.config.hashing import stable_hash
 from asva.config.schema import AudioEncoderConfig, DiffusionConfig, ExperimentConfig
+from asva.config.validate import parse_audio_layers
 from asva.data.dataset import ClipSet
 from asva.errors import ConfigError, DataError
-from asva.models.asva_model import ImageToVideoBase
+from asva.models.asva_model import ASVAModel, ImageToVideoBase
 from asva.models.audio_encoders import TinyAudioEncoder
 from asva.models.first_stage import frames_to_unit
 from asva.models.diffusion import drop_masks, noised_batch, training_scheduler
@@ -158,3 +159,31 @@ def base_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path) -> 
 
     base.load_state_dict(build_once(path, build)["weights"])
     return base.eval()
+
+
+def taps(cfg: ExperimentConfig) -> list[tuple[str, int]]:
+    """(encoder, layer) of every tapped layer of `audio_layers`, in order."""
+    return [(name, layer) for name, layers in parse_audio_layers(cfg.audio_layers).items() for layer in layers]
+
+
+def frozen_parts_need_pool(cfg: ExperimentConfig) -> bool:
+    """Whether a frozen part is a stand-in that trains on the pretraining pool (no checkpoint given)."""
+    stand_in_base = cfg.model.name == "tiny" and not cfg.model.base_checkpoint
+    return stand_in_base or any(
+        encoder.kind.startswith("tiny_") and not encoder.checkpoint for encoder in tapped_encoders(cfg).values()
+    )
+
+
+def tapped_encoders(cfg: ExperimentConfig) -> dict[str, AudioEncoderConfig]:
+    return {name: getattr(cfg.audio, f"encoder_{name}") for name in sorted({name for name, _ in taps(cfg)})}
+
+
+def build_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path, fbank_frames: int) -> ASVAModel:
+    """The job's model: its frozen parts (loaded from their checkpoints, or the stand-ins trained once on
+    the pool and cached) and fresh adapters drawn from `cfg.seed`. Every entry point builds it here."""
+    if pool is None and frozen_parts_need_pool(cfg):
+        raise DataError("data.pool_root: the frozen stand-in parts train on a pretraining pool; none is configured")
+    encoders = {name: audio_encoder(name, encoder, pool, cache_dir) for name, encoder in tapped_encoders(cfg).items()}
+    model = ASVAModel(base_model(cfg, pool, cache_dir), encoders, taps(cfg), cfg.window_radius, cfg.data.fps, cfg.model, fbank_frames)
+    model.reset_adapters(cfg.seed)
+    return model

@@ -63,7 +63,7 @@ def pretrain_key(cfg: ExperimentConfig, pool: ClipSet) -> str:
 def pretrained_adapters(
     cfg: ExperimentConfig,
     model: ASVAModel,
-    pool: ClipSet,
+    pool: ClipSet | None,
     cache_dir: Path,
     on_trained: Callable[[str, list[float], dict[str, str], int], None] | None,
 ) -> tuple[str, dict[str, torch.Tensor]]:
@@ -73,6 +73,8 @@ def pretrained_adapters(
     (under its lock, so concurrent jobs still train a key once) and curates the pool, then tells the
     other ranks whether to train or to load.
     """
+    if pool is None:
+        raise DataError("data.pool_root: stage 1 (pretrain=true) trains on a pretraining pool; none is configured")
     key = pretrain_key(cfg, pool)
     folder = cache_dir / "pretrain" / key
     world = distributed.current()
