@@ -11,14 +11,15 @@ already matches.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from analysis.plots import INTERVAL, PARADIGMS, SEED
-from analysis.tables import MISSING, NULL_AUDIO_SUFFIX, Table, iter_groups, metric_info
+from analysis.plots import INTERVAL, PARADIGMS, SEED, figure_title, panel_grid, panel_title, reference_lines, shared_legend
+from analysis.tables import MISSING, NULL_AUDIO_SUFFIX, TERMINAL_COLUMNS, Table, by_family, iter_groups, markdown_table, metric_info
 
 COLUMNS = ["group", "metric", "k_finetune_only", "value_finetune_only", "k_pretrain", "value_pretrain", "ratio"]
 
@@ -75,8 +76,8 @@ class Budget:
         )
 
     def to_markdown(self) -> str:
-        body = self.display.to_markdown(index=False, disable_numparse=True)
-        return f"### {self.title}\n\n{body}\n\n{self.footnote()}\n"
+        footnote = textwrap.fill(self.footnote(), TERMINAL_COLUMNS)
+        return f"### {self.title}\n\n{markdown_table(self.display)}\n\n{footnote}\n"
 
 
 def budget_curve(table: Table) -> Budget | None:
@@ -108,30 +109,30 @@ def budget_curve(table: Table) -> Budget | None:
 
 def plot_budget(budget: Budget) -> Figure:
     """Metric vs K (log axis) for both paradigms: one point per seed, the mean with its 95% CI;
-    the pretrained model without finetuning (K = 0, off a log axis) as a horizontal line."""
+    the pretrained model without finetuning (K = 0, off a log axis) as a horizontal line. Panels
+    as in the tables' figures: rows of at most 3 per dataset, the paper's columns first."""
     table = budget.table
-    panels = list(budget.numeric[["group", "metric"]].drop_duplicates().itertuples(index=False))
     groups = dict(iter_groups(table))
-    columns = min(3, len(panels))
-    rows = math.ceil(len(panels) / columns)
-    figure = Figure(figsize=(4.4 * columns, 3.4 * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for ax in axes[len(panels) :]:
-        ax.set_axis_off()
-    for ax, (label, metric) in zip(axes, panels):
+    panels = {
+        label: [metric for members in by_family(list(rows["metric"].unique())).values() for metric in members]
+        for label, rows in budget.numeric.groupby("group", sort=False)
+    }
+    figure, axes = panel_grid(figure_title(budget.title, list(panels)), [len(metrics) for metrics in panels.values()])
+    for (label, metrics), group_axes in zip(panels.items(), axes):
         runs = groups[label]
-        data = runs.assign(k_number=runs["k"].map(numeric_k), paradigm=runs["pretrain"].map(PARADIGMS)).dropna(subset=["k_number", metric, "paradigm"])
-        positive = data[data["k_number"] > 0]
-        sns.scatterplot(data=positive, x="k_number", y=metric, hue="paradigm", hue_order=list(PARADIGMS.values()), alpha=0.5, s=14, legend=False, ax=ax)
-        sns.lineplot(data=positive, x="k_number", y=metric, hue="paradigm", hue_order=list(PARADIGMS.values()), errorbar=INTERVAL, seed=SEED, marker="o", ax=ax)
-        zero = data.loc[(data["k_number"] == 0) & (data["pretrain"] == "true"), metric]
-        if len(zero):
-            ax.axhline(zero.mean(), color="tab:orange", linestyle=":", label="pretrain only (K=0)")
-        ax.set_xscale("log")
-        ax.set_xlabel("K (videos per class, log scale)")
-        info = metric_info(metric)
-        ax.set_ylabel(info.header)
-        ax.set_title(f"{label}: {info.header}", fontsize="medium")
-        ax.legend(fontsize="x-small")
-    figure.suptitle(budget.title)
+        for ax, metric in zip(group_axes, metrics):
+            data = runs.assign(k_number=runs["k"].map(numeric_k), paradigm=runs["pretrain"].map(PARADIGMS)).dropna(subset=["k_number", metric, "paradigm"])
+            positive = data[data["k_number"] > 0]
+            options = {"data": positive, "x": "k_number", "y": metric, "hue": "paradigm", "hue_order": list(PARADIGMS.values()), "ax": ax}
+            sns.scatterplot(**options, alpha=0.5, s=16, legend=False)
+            sns.lineplot(**options, errorbar=INTERVAL, seed=SEED, marker="o", markersize=7)
+            zero = data.loc[(data["k_number"] == 0) & (data["pretrain"] == "true"), metric]
+            if len(zero):
+                reference_lines(ax, {"pretrain only (K=0)": (zero.mean(), {"color": "tab:orange", "linestyle": ":"})})
+            ax.set_xscale("log")
+            ax.set_xlabel("K (videos per class, log scale)")
+            info = metric_info(metric)
+            ax.set_ylabel(info.header)
+            ax.set_title(panel_title(label, info.header, len(panels) > 1), fontsize="medium")
+    shared_legend(figure)
     return figure

@@ -4,9 +4,11 @@
                                    [--metrics NAME[,NAME]] [--study NAME] [--dataset NAME]
                                    [--experiment NAME] [--parent-run-id ID]
 
-Prints each table as markdown and writes <name>.csv (numbers and statistics), .md, .tex
-(booktabs) and the figure as .png and .pdf to --out. Reads the store named by
-MLFLOW_TRACKING_URI, else the project's SQLite store. Progress goes to the log (stderr).
+Prints each table as markdown, shaped like the paper's and within 120 columns (the paper's columns
+per dataset; open-class, null-audio and other metrics in tables of their own), and writes
+<name>.csv (every metric, numbers and statistics), .md (as printed), .tex (booktabs, every metric)
+and the figure as .png and .pdf to --out. Reads the store named by MLFLOW_TRACKING_URI, else the
+project's SQLite store. Progress goes to the log (stderr).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -22,7 +25,7 @@ if not __package__:  # run as a script: make the repository root importable
 
 from analysis import budget, outputs, plots, runs, tables  # noqa: E402
 from asva.progress import configure_logging, progress  # noqa: E402
-from asva.tracking.store import ROLE_JOB, ROLE_TAG, tracking_uri  # noqa: E402
+from asva.tracking.store import ROLE_JOB, ROLE_TAG, STUDY_TAG, tracking_uri  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "output"
 BUDGET = "budget"
@@ -69,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if job_runs.empty:
         filters = {name: value for name, value in vars(args).items() if name not in ("out", "only", "format", "metrics") and value is not None}
         where = f" matching {filters}" if filters else ""
-        print(f"No job runs (tag {ROLE_TAG}={ROLE_JOB}){where} in {tracking_uri()}: nothing to tabulate.")
+        print(f"No job runs{where} in {tracking_uri()}: nothing to tabulate.")
+        contract = f"A job run is tagged {STUDY_TAG}, and either {ROLE_TAG}={ROLE_JOB} or no {ROLE_TAG} and the params {', '.join(runs.REQUIRED_PARAMS)}."
+        print(textwrap.fill(contract, tables.TERMINAL_COLUMNS))
         return 0
     if args.metrics:
         logged = tables.result_metrics(job_runs, null_audio=True)
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             output, figure = table, plots.plot_table(table) if drawing else None
         print(output.to_markdown())
         written = outputs.write_outputs(output, figure, args.out, args.format)
-        print(f"wrote {', '.join(str(path) for path in written)}\n")
+        print(f"wrote {', '.join(path.name for path in written)} to {args.out}\n")
     others = sorted(set(job_runs["study"].dropna()) - {spec.study for spec in tables.SPECS.values()})
     if others:
         print(f"Studies without a layout of their own (in Table 1 only): {', '.join(others)}.")

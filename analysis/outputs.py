@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 
 FORMATS = ("csv", "md", "tex", "png", "pdf")
 
-# The cells' symbols in LaTeX (booktabs and amssymb for \checkmark are all a paper needs).
+# The cells' symbols in LaTeX (booktabs, and amssymb for \checkmark and the triangles, are all a
+# paper needs).
 LATEX_SYMBOLS = {
     "↑": r"$\uparrow$",
     "↓": r"$\downarrow$",
@@ -20,6 +21,8 @@ LATEX_SYMBOLS = {
     "✗": r"$\times$",
     "†": r"\textsuperscript{\dag}",
     "‡": r"\textsuperscript{\ddag}",
+    "▲": r"\textsuperscript{$\blacktriangle$}",
+    "▼": r"\textsuperscript{$\blacktriangledown$}",
     "–": "--",
 }
 # "(↓72.1)" after a mean is the paper's superscript: $^{\downarrow 72.1}$.

@@ -1,13 +1,19 @@
 """Job runs from MLflow as a tidy DataFrame: one row per job run, the input of every table.
 
-Runs are selected by the tags of the tracking contract (asva/tracking/store.py), never by
+Runs are selected by the tracking contract (asva/tracking/store.py, README "Tracking"), never by
 experiment or run names, and fetched with one bulk search over all experiments, because a store
 holds thousands of runs and one query per run would take minutes.
+
+A job run is a run tagged `asva.study` that is either tagged `asva.role=job` (this project's
+jobs) or has no `asva.role` and every param of REQUIRED_PARAMS (runs another program logged, e.g.
+a paper's published table typed in as runs). The other runs of a study carry roles of their own
+(sweep parents, pretrainings, curations, evaluations) and are never rows of a table.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,12 +25,17 @@ import pandas as pd
 from asva.tracking.store import CONTRACT_PARAMS, PARENT_TAG, ROLE_JOB, ROLE_TAG, STUDY_TAG, tracking_uri
 
 FINISHED = "FINISHED"
+# What a run without `asva.role` needs to be a job: the params that tables group rows by and pair
+# seeds by. `config_hash` identifies a configuration for this project's resume logic only.
+REQUIRED_PARAMS = tuple(param for param in CONTRACT_PARAMS if param != "config_hash")
 # The model config's name (flattened config param `cfg.model.name`): Table 1's rows.
 MODEL_NAME = "model_name"
 MODEL_NAME_PARAM = "cfg.model.name"
 
 # Columns of the tidy frame that are neither contract params nor metrics.
 RUN_COLUMNS = ("run_id", "run_name", "experiment_id", "experiment", "status", "study", "role", "parent_run_id", "start_time", MODEL_NAME)
+
+log = logging.getLogger("asva.analysis")
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -50,15 +61,33 @@ def _quoted(value: str) -> str:
 
 
 def job_filter(study: str | None = None, dataset: str | None = None, parent_run_id: str | None = None) -> str:
-    """The MLflow filter string selecting job runs; every status is kept, to count the excluded."""
-    clauses = [f"tags.`{ROLE_TAG}` = {_quoted(ROLE_JOB)}"]
-    if study is not None:
-        clauses.append(f"tags.`{STUDY_TAG}` = {_quoted(study)}")
+    """The MLflow filter string selecting the runs of studies, jobs among them (`select_jobs` keeps
+    those: MLflow's filters cannot say "role is job or absent"); every status is kept, to count
+    the excluded."""
+    clauses = [f"tags.`{STUDY_TAG}` IS NOT NULL" if study is None else f"tags.`{STUDY_TAG}` = {_quoted(study)}"]
     if dataset is not None:
         clauses.append(f"params.dataset = {_quoted(dataset)}")
     if parent_run_id is not None:
         clauses.append(f"tags.`{PARENT_TAG}` = {_quoted(parent_run_id)}")
     return " and ".join(clauses)
+
+
+def select_jobs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The job runs among tidy runs of studies: tagged `asva.role=job`, or without a role and
+    with every required param. A role-less run with some of them but not all is left out with a
+    warning, since it was most likely meant as a job; one with none (another program's sweep
+    parent) silently."""
+    role = runs["role"]
+    present = runs[list(REQUIRED_PARAMS)].notna()
+    complete = present.all(axis=1)
+    incomplete = runs[role.isna() & present.any(axis=1) & ~complete]
+    if len(incomplete):
+        missing = [param for param in REQUIRED_PARAMS if incomplete[param].isna().any()]
+        log.warning(
+            "left out %d run(s) tagged %s without %s that lack params %s (a job needs %s): %s",
+            len(incomplete), STUDY_TAG, ROLE_TAG, ", ".join(missing), ", ".join(REQUIRED_PARAMS), ", ".join(incomplete["run_id"]),
+        )
+    return runs[role.isin([ROLE_JOB]) | (role.isna() & complete)].reset_index(drop=True)
 
 
 def empty_runs() -> pd.DataFrame:
@@ -102,7 +131,8 @@ def load_job_runs(
     parent_run_id: str | None = None,
     uri: str | None = None,
 ) -> pd.DataFrame:
-    """Every job run (any status) matching the filters, one row each; empty when none.
+    """Every job run (any status) matching the filters, one row each; empty when none (see the
+    module docstring for what a job run is).
 
     `experiment` restricts the search to the experiment of that name; the other filters are tags
     and params. Unfinished runs are kept so that tables can count what they leave out.
@@ -122,7 +152,7 @@ def load_job_runs(
             filter_string=job_filter(study, dataset, parent_run_id),
             output_format="pandas",
         )
-    return tidy(raw, {e.experiment_id: e.name for e in experiments})
+    return select_jobs(tidy(raw, {e.experiment_id: e.name for e in experiments}))
 
 
 @contextmanager

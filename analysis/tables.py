@@ -4,111 +4,167 @@ Each table has one row per configuration (its key params), averaged over seeds, 
 (and FPS when several), with the reference rows first. Only FINISHED runs are averaged: a failed or
 unfinished run has partial or no metrics and would bias the means, so it is counted in the
 footnote instead. Tables with a gain (Table 2: finetuning, Table 3: pretraining) compare each
-treated row with its baseline row seed by seed (analysis/stats.py).
+treated row with its baseline row seed by seed, the ablations of Fig. 4a and 4b each row with the
+row above it (analysis/stats.py).
+
+Printed (markdown), a table has the paper's shape: per dataset, one table with the paper's columns
+(FVD, IA, IT, RelSync, AlignSync; EventSync too on the embedded default), then the open-class
+scores, the null-audio controls and any other metric each in a table of their own, every one within
+a 120-column terminal. The CSV and LaTeX files keep every metric in one table.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import math
+import re
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pandas as pd
 
 from analysis.runs import FINISHED, MODEL_NAME, metric_columns
-from analysis.stats import UNTESTED, PairedGain, paired_gain
+from analysis.stats import ALPHA, UNTESTED, PairedGain, paired_gain
 from asva.tracking.store import BOOKKEEPING_METRICS, CONTRACT_PARAMS
 
 # Metrics listed first, in the paper's column order, then their embedded stand-ins.
 METRIC_ORDER = ("fvd", "ia", "it", "relsync", "alignsync", "fd_pixel_synth", "event_sync")
+# The columns of the paper's Tables 1-3 and Fig. 4, and EventSync, the embedded default's own
+# synchronization score: a printed table's main columns.
+PAPER_COLUMNS = ("fvd", "ia", "it", "relsync", "alignsync", "event_sync")
 NULL_AUDIO_SUFFIX = "_null_audio"
 OPENCLASS_SUFFIX = "_openclass"  # evaluated on classes the benchmark lacks (pretraining pool only)
 EMBEDDED_SUFFIX = "_embedded"  # the embedded default's stand-in of a paper metric
+# Printed tables of one dataset, in order: a family's metrics share a table. The main, open-class
+# and null-audio tables hold the paper's columns (as scored, on open-class clips, without audio),
+# "other" every other metric, open-class and null-audio variants included.
+OTHER = "other"
+FAMILY_HEADINGS = {
+    "": "",
+    OPENCLASS_SUFFIX: "open-class clips (classes only the pretraining pool holds)",
+    NULL_AUDIO_SUFFIX: "null-audio control (the same models sampled without audio)",
+    OTHER: "other metrics",
+}
+STAND_IN = "*"  # after a column name: not the paper's metric but a stand-in (`_embedded`, FD-pixel, EventSync)
 NOT_SIGNIFICANT = "†"
 NOT_TESTED = "‡"
+HIGHER_THAN_ABOVE = "▲"  # significantly higher than the row above (Fig. 4a, 4b)
+LOWER_THAN_ABOVE = "▼"
 REFERENCES = {"_ref_groundtruth": "Groundtruth", "_ref_static": "Static"}
-# Scalars that jobs log for bookkeeping, not results: a table column of them would compare nothing.
 # Params that differ between the seeds of one row by design.
 PER_SEED_PARAMS = ("seed", "config_hash")
 MISSING = "–"
+TERMINAL_COLUMNS = 120  # the width every printed table fits
 
 
 @dataclass(frozen=True)
 class MetricInfo:
     name: str
-    display: str
+    display: str  # the full name, for figures: "RelSync (embedded), open-class"
+    label: str  # the table column's name, short: "RelSync*, open-class" (STAND_IN explained in the footnote)
     higher_is_better: bool | None  # None: a control or an unknown metric, shown without arrow
     decimals: int
 
     @property
+    def arrow(self) -> str:
+        return {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
+
+    @property
     def header(self) -> str:
-        arrow = {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
-        return f"{self.display}{arrow}"
+        """The full name with its direction: figure panels and the budget table."""
+        return f"{self.display}{self.arrow}"
+
+    @property
+    def column(self) -> str:
+        """The short name with its direction: table columns."""
+        return f"{self.label}{self.arrow}"
 
     def number(self, value: float) -> str:
         return MISSING if pd.isna(value) else f"{value:.{self.decimals}f}"
 
     def cell(self, mean: float, std: float, n: int, gain: float = math.nan, mark: str = "") -> str:
-        """`mean ± std` (just the mean for a single run) and a gain as `(↑x)`, then its mark."""
+        """`mean ± std` (just the mean for a single run), a gain as `(↑x)`, then the mark."""
         if n == 0 or pd.isna(mean):
             return MISSING
         text = self.number(mean) if n < 2 or pd.isna(std) else f"{self.number(mean)} ± {self.number(std)}"
         if not pd.isna(gain):
             rounded = round(gain, self.decimals)
             arrow = "↑" if rounded > 0 else "↓" if rounded < 0 else "±"
-            text += f" ({arrow}{self.number(abs(gain))}){mark}"
-        return text
+            text += f" ({arrow}{self.number(abs(gain))})"
+        return text + mark
 
 
-# Display names keep the "(synthetic)" marker so no embedded stand-in is read as a paper metric.
+# Stand-ins are never shown under a paper metric's bare name: "(synthetic)" or "(embedded)" in
+# full names, STAND_IN in column names.
 KNOWN_METRICS = {
     info.name: info
     for info in (
-        MetricInfo("fvd", "FVD", False, 1),
-        MetricInfo("ia", "IA", True, 2),
-        MetricInfo("it", "IT", True, 2),
-        MetricInfo("relsync", "RelSync", True, 2),
-        MetricInfo("alignsync", "AlignSync", True, 2),
-        MetricInfo("fd_pixel_synth", "FD-pixel (synthetic)", False, 1),
-        MetricInfo("event_sync", "EventSync (synthetic)", True, 2),
+        MetricInfo("fvd", "FVD", "FVD", False, 1),
+        # The stand-in's FVD is on a scale of 1, not of 100 (docs/metrics.md: 0.02 to 1.47).
+        MetricInfo("fvd_embedded", "FVD (embedded)", f"FVD{STAND_IN}", False, 3),
+        MetricInfo("ia", "IA", "IA", True, 2),
+        MetricInfo("it", "IT", "IT", True, 2),
+        MetricInfo("relsync", "RelSync", "RelSync", True, 2),
+        MetricInfo("alignsync", "AlignSync", "AlignSync", True, 2),
+        MetricInfo("fd_pixel_synth", "FD-pixel (synthetic)", f"FD-pixel{STAND_IN}", False, 1),
+        MetricInfo("event_sync", "EventSync (synthetic)", f"EventSync{STAND_IN}", True, 2),
     )
 }
+
+
+def split_variant(name: str) -> tuple[str, str]:
+    """`relsync_openclass` -> (`relsync`, `_openclass`); a metric without variant -> (name, "")."""
+    for suffix in (NULL_AUDIO_SUFFIX, OPENCLASS_SUFFIX):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix), suffix
+    return name, ""
+
+
+def metric_family(name: str) -> str:
+    """The printed table a metric goes to: its variant ("", open-class, null audio) when it is one
+    of the paper's columns (or its stand-in), else OTHER."""
+    base, variant = split_variant(name)
+    return variant if base.removesuffix(EMBEDDED_SUFFIX) in PAPER_COLUMNS else OTHER
 
 
 def metric_info(name: str) -> MetricInfo:
     """Registry entry of a metric; Fréchet distances (fvd, fd_*) are lower-better with 1 decimal.
 
     Variants keep their base metric's direction and precision: `<m>_embedded` is shown as
-    "<M> (embedded)", `<m>_openclass` as "<M>, open-class"; a null-audio control has no direction.
+    "<M> (embedded)" ("<M>*" in a column), `<m>_openclass` as "<M>, open-class"; a null-audio
+    control has no direction.
     """
     if name in KNOWN_METRICS:
         return KNOWN_METRICS[name]
-    if name.endswith(NULL_AUDIO_SUFFIX):
-        base = metric_info(name.removesuffix(NULL_AUDIO_SUFFIX))
-        return MetricInfo(name, f"{base.display}, null audio", None, base.decimals)
-    if name.endswith(OPENCLASS_SUFFIX):
-        base = metric_info(name.removesuffix(OPENCLASS_SUFFIX))
-        return MetricInfo(name, f"{base.display}, open-class", base.higher_is_better, base.decimals)
+    base_name, variant = split_variant(name)
+    if variant:
+        base = metric_info(base_name)
+        text = {OPENCLASS_SUFFIX: ", open-class", NULL_AUDIO_SUFFIX: ", null audio"}[variant]
+        direction = None if variant == NULL_AUDIO_SUFFIX else base.higher_is_better
+        return MetricInfo(name, base.display + text, base.label + text, direction, base.decimals)
     if name.endswith(EMBEDDED_SUFFIX) and name.removesuffix(EMBEDDED_SUFFIX) in KNOWN_METRICS:
         base = KNOWN_METRICS[name.removesuffix(EMBEDDED_SUFFIX)]
-        return MetricInfo(name, f"{base.display} (embedded)", base.higher_is_better, base.decimals)
+        return MetricInfo(name, f"{base.display} (embedded)", f"{base.label}{STAND_IN}", base.higher_is_better, base.decimals)
     if name.startswith(("fvd", "fd_")):
-        return MetricInfo(name, name, False, 1)
-    return MetricInfo(name, name, None, 2)
+        return MetricInfo(name, name, name, False, 1)
+    return MetricInfo(name, name, name, None, 2)
 
 
 def metric_sort_key(name: str) -> tuple[int, str, bool, int]:
     """Paper order (a paper metric, then its embedded stand-in), then others alphabetically; the
     open-class score and the null-audio control of a metric right after it."""
-    variant = 0
-    if name.endswith(NULL_AUDIO_SUFFIX):
-        name, variant = name.removesuffix(NULL_AUDIO_SUFFIX), 2
-    elif name.endswith(OPENCLASS_SUFFIX):
-        name, variant = name.removesuffix(OPENCLASS_SUFFIX), 1
+    name, variant = split_variant(name)
     core = name.removesuffix(EMBEDDED_SUFFIX)
     rank = METRIC_ORDER.index(core) if core in METRIC_ORDER else len(METRIC_ORDER)
-    return rank, core, name != core, variant
+    return rank, core, name != core, ("", OPENCLASS_SUFFIX, NULL_AUDIO_SUFFIX).index(variant)
+
+
+def by_family(metrics: list[str]) -> dict[str, list[str]]:
+    """The metrics of each printed table (FAMILY_HEADINGS order, empty families left out), each
+    in paper order: the order of figure panels too, the paper's key metrics first."""
+    families = {family: [m for m in sorted(metrics, key=metric_sort_key) if metric_family(m) == family] for family in FAMILY_HEADINGS}
+    return {family: members for family, members in families.items() if members}
 
 
 def reference_of(name: str) -> tuple[str, str] | None:
@@ -148,11 +204,13 @@ def numeric_order(value: str) -> tuple[int, float, str]:
         return 1, math.inf, value
 
 
-def layers_order(value: str) -> tuple[int, int, str]:
-    """Fewer encoders first, then fewer layers: `a:11` < `a:3-7-11` < `a:3-7-11+b:3-7-11`."""
-    encoders = [part for part in value.split("+") if part]
-    layers = sum(len(part.split(":", 1)[-1].split("-")) for part in encoders)
-    return len(encoders), layers, value
+def layers_order(value: str) -> tuple[int, int, int, str]:
+    """The paper's order (Fig. 4a), in which each row adds one thing to the row above: fewer
+    encoders first, then fewer layers, then layers closer together: `a:11` < `a:7-9-11` <
+    `a:3-7-11` < `a:3-7-11+b:3-7-11` (and alike for `ib3-7-11+beats3-7-11`)."""
+    encoders = [[int(layer) for layer in re.findall(r"\d+", part.split(":", 1)[-1])] for part in value.split("+") if part]
+    spread = sum(max(layers) - min(layers) for layers in encoders if layers)
+    return len(encoders), sum(map(len, encoders)), spread, value
 
 
 def normalized_float(value: str) -> str:
@@ -220,6 +278,9 @@ class TableSpec:
     headers: tuple[str, ...]  # their column headers
     null_audio: bool  # show the null-audio controls
     gain: Gain | None = None
+    # Test each row against the row above, seed by seed: an ablation over an ordered setting
+    # (radius, audio layers) asks between which settings a metric changes.
+    versus_above: bool = False
 
 
 PRETRAINING = Gain("pretrain", "false", "true", "pretraining")
@@ -230,10 +291,23 @@ SPECS = {
         TableSpec("table1", None, "Models compared on every metric (Table 1)", ("model", "fps"), ("Model", "FPS"), False),
         TableSpec("table2", "curation", "Curated pretraining data and finetuning (Table 2)", ("curation", "finetune"), ("Curation", "Finetune"), False, FINETUNING),
         TableSpec("table3", "kshot", "K-shot finetuning, with and without pretraining (Table 3)", ("k", "pretrain"), ("K", "Pretrain"), False, PRETRAINING),
-        TableSpec("fig4a", "encoder_layers", "Audio multi-feature conditioning (Fig. 4a)", ("audio_layers",), ("Audio layers",), True),
-        TableSpec("fig4b", "window_radius", "Audio window radius (Fig. 4b)", ("window_radius",), ("Radius (1/FPS)",), True),
+        TableSpec("fig4a", "encoder_layers", "Audio multi-feature conditioning (Fig. 4a)", ("audio_layers",), ("Audio layers",), True, versus_above=True),
+        TableSpec("fig4b", "window_radius", "Audio window radius (Fig. 4b)", ("window_radius",), ("Radius (1/FPS)",), True, versus_above=True),
     )
 }
+# The paired comparisons of a row with another row, as CSV columns `<metric>_<name><stat>`.
+GAIN = "gain"
+VERSUS_ABOVE = "vs_above"
+PAIRED_STATS = ("", "_p", "_ci_low", "_ci_high", "_pairs")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One printed table: the rows of one dataset (and FPS), the metrics of one family."""
+
+    heading: str
+    frame: pd.DataFrame  # formatted cells: the key columns (n among them unless the heading says it), the metrics
+    key_columns: list[str]  # repeated in every part when the metrics are split to fit the terminal
 
 
 @dataclass
@@ -242,8 +316,9 @@ class Table:
     runs: pd.DataFrame  # the FINISHED job runs averaged here, key params normalized
     group_columns: list[str]
     metrics: list[str]
-    numeric: pd.DataFrame  # per row: mean/std/n per metric (and gain and its test): the CSV
-    display: pd.DataFrame  # formatted cells: the markdown
+    numeric: pd.DataFrame  # per row: mean/std/n per metric (and comparisons and their tests): the CSV
+    display: pd.DataFrame  # formatted cells, every row and metric in one table: the LaTeX
+    sections: list[Section]  # the same cells as printed: per dataset and metric family
     excluded: dict[str, int]  # status -> number of job runs left out
     mixed_params: list[str]  # params that differ between the runs of one row
 
@@ -255,26 +330,76 @@ class Table:
     def title(self) -> str:
         return self.spec.title
 
-    def footnote(self) -> str:
+    def footnote_sentences(self) -> list[str]:
         total = sum(self.excluded.values())
-        text = f"mean ± std over seeds (n runs); {total} run{'' if total == 1 else 's'} excluded: failed/unfinished"
+        runs = f"mean ± std over seeds (n runs); {total} run{'' if total == 1 else 's'} excluded: failed/unfinished"
         if total:
-            text += " (" + ", ".join(f"{count} {status}" for status, count in sorted(self.excluded.items())) + ")"
+            runs += " (" + ", ".join(f"{count} {status}" for status, count in sorted(self.excluded.items())) + ")"
+        sentences = [runs + "."]
         if self.spec.gain:
             gain = self.spec.gain
-            text += (
-                f". ({'↑/↓'}x): {gain.label} gain, mean({gain.param}={gain.treated}) - mean({gain.param}={gain.baseline});"
-                f" {NOT_SIGNIFICANT} not significant at 0.05 (paired t-test over the seeds both rows share),"
-                f" {NOT_TESTED} not tested (fewer than 2 shared seeds)"
+            sentences.append(
+                f"(↑/↓x): {gain.label} gain, mean({gain.param}={gain.treated}) - mean({gain.param}={gain.baseline});"
+                f" {NOT_SIGNIFICANT} not significant at {ALPHA} (paired t-test over the seeds both rows share),"
+                f" {NOT_TESTED} not tested (fewer than 2 shared seeds)."
+            )
+        if self.spec.versus_above:
+            sentences.append(
+                f"{HIGHER_THAN_ABOVE}/{LOWER_THAN_ABOVE}: higher/lower than the row above, significant at {ALPHA}"
+                " (paired t-test over the seeds both rows share; rows sharing fewer than 2 seeds are not tested)."
+            )
+        if any(STAND_IN in str(column) for column in self.display.columns):
+            sentences.append(
+                f"{STAND_IN}: not the paper's metric but one of this project's stand-ins (a metric logged with the suffix"
+                " _embedded, FD-pixel, EventSync)."
             )
         if self.mixed_params:
-            text += f". Warning: rows average runs that differ in {', '.join(self.mixed_params)}; filter with --experiment or --parent-run-id"
-        return text + "."
+            sentences.append(
+                f"Warning: rows average runs that differ in {', '.join(self.mixed_params)}; filter with --experiment or --parent-run-id."
+            )
+        return sentences
+
+    def footnote(self) -> str:
+        return " ".join(self.footnote_sentences())
 
     def to_markdown(self) -> str:
-        # disable_numparse: cells like "3.0" or "10" must print as written, not reformatted.
-        body = self.display.to_markdown(index=False, disable_numparse=True)
-        return f"### {self.spec.title}\n\n{body}\n\n{self.footnote()}\n"
+        """The printed tables under the title: per dataset and metric family, each split into
+        parts when wider than the terminal; the footnote wrapped to the terminal too."""
+        blocks = [f"### {self.spec.title}"]
+        for section in self.sections:
+            for part, frame in enumerate(fit_to_width(section.frame, section.key_columns)):
+                blocks.append(f"#### {section.heading}{' (continued)' if part else ''}\n\n{markdown_table(frame)}")
+        blocks.append("\n".join(textwrap.fill(sentence, TERMINAL_COLUMNS) for sentence in self.footnote_sentences()))
+        return "\n\n".join(blocks) + "\n"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table, left-aligned, cells printed as written ("3.0" stays "3.0"), each column as
+    wide as its widest cell or header: tabulate pads headers by 2 more, which costs a 6-metric
+    table the room it has in 120 columns."""
+    rows = [[str(column) for column in frame.columns], *frame.astype(str).values.tolist()]
+    widths = [max(len(row[position]) for row in rows) for position in range(len(rows[0]))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
+
+    rule = "|" + "|".join(":" + "-" * (width + 1) for width in widths) + "|"
+    return "\n".join([line(rows[0]), rule, *map(line, rows[1:])])
+
+
+def printed_width(frame: pd.DataFrame) -> int:
+    return max(len(line) for line in markdown_table(frame).splitlines())
+
+
+def fit_to_width(frame: pd.DataFrame, key_columns: list[str], width: int = TERMINAL_COLUMNS) -> list[pd.DataFrame]:
+    """The frame in parts that each print within `width` columns: the key columns in every part,
+    then as many of the other columns, in order, as fit (at least one, however wide)."""
+    parts: list[list[str]] = [[]]
+    for column in frame.columns.drop(key_columns):
+        if parts[-1] and printed_width(frame[[*key_columns, *parts[-1], column]]) > width:
+            parts.append([])
+        parts[-1].append(column)
+    return [frame[[*key_columns, *part]] for part in parts]
 
 
 def study_runs(runs: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
@@ -294,10 +419,15 @@ def skip_message(runs: pd.DataFrame, name: str) -> str:
     return f"{name}: no finished job runs of {source}{extra}, skipped."
 
 
+def group_label(columns: list[str], values: tuple) -> str:
+    """"synthetic", or "avsync15, 12 FPS" when a table groups by FPS too."""
+    return ", ".join(f"{value} FPS" if column == "fps" else value for column, value in zip(columns, values))
+
+
 def iter_groups(table: Table) -> Iterator[tuple[str, pd.DataFrame]]:
     """(label, runs) per dataset (and FPS), in table order."""
     for key, runs in _sorted_groups(table.runs, table.group_columns):
-        yield " ".join(f"{value} FPS" if column == "fps" else value for column, value in zip(table.group_columns, key)), runs
+        yield group_label(table.group_columns, key), runs
 
 
 def _sorted_groups(frame: pd.DataFrame, columns: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
@@ -344,67 +474,121 @@ def _records(finished: pd.DataFrame, spec: TableSpec, group_columns: list[str], 
     return records
 
 
-GAIN_STATS = ("gain", "gain_p", "gain_ci_low", "gain_ci_high", "gain_pairs")
+def _gain_pairs(numeric: pd.DataFrame, row_columns: list[str], gain: Gain) -> dict[int, int]:
+    """Each treated row -> the baseline row with the same other keys (rows without one: none)."""
+    configurations = numeric.loc[numeric["reference"] == "", row_columns]
+    index_of = {tuple(row): index for index, row in configurations.iterrows()}
+    position = row_columns.index(gain.param)
+    pairs = {}
+    for index, row in configurations[configurations[gain.param] == gain.treated].iterrows():
+        key = tuple(row)
+        baseline = index_of.get((*key[:position], gain.baseline, *key[position + 1 :]))
+        if baseline is not None:
+            pairs[index] = baseline
+    return pairs
 
 
-def _add_gain(numeric: pd.DataFrame, finished: pd.DataFrame, spec: TableSpec, group_columns: list[str], metrics: list[str]) -> None:
-    """Per treated row and metric: the gain mean(treated) - mean(baseline) over the row with the
-    same other keys, and its paired test over the seeds both rows have (`<metric>_gain*`)."""
-    assert spec.gain is not None
-    gain = spec.gain
-    columns = [*group_columns, *spec.keys]
-    seed_means = {key: runs.groupby("seed")[metrics].mean() for key, runs in finished.groupby(columns)}
-    model = numeric[numeric["reference"] == ""]
-    rows = {tuple(row[columns]): row for _, row in model.iterrows()}
-    position = columns.index(gain.param)
-    results: dict[str, list[float]] = {f"{metric}_{stat}": [] for metric in metrics for stat in GAIN_STATS}
-    annotated = []
-    for index, row in model[model[gain.param] == gain.treated].iterrows():
-        key = tuple(row[columns])
-        baseline_key = (*key[:position], gain.baseline, *key[position + 1 :])
-        base = rows.get(baseline_key)
-        if base is None:
-            continue
-        annotated.append(index)
-        paired = seed_means[key].join(seed_means[baseline_key], how="inner", rsuffix="\0baseline")
+def _pairs_with_row_above(numeric: pd.DataFrame, group_columns: list[str]) -> dict[int, int]:
+    """Each configuration row -> the configuration row above it in its dataset group."""
+    configurations = numeric[numeric["reference"] == ""]
+    pairs: dict[int, int] = {}
+    for _, group in configurations.groupby(group_columns, sort=False):
+        pairs |= dict(zip(group.index[1:], group.index[:-1]))
+    return pairs
+
+
+def _compare_rows(numeric: pd.DataFrame, finished: pd.DataFrame, row_columns: list[str], metrics: list[str], pairs: dict[int, int], name: str) -> None:
+    """Per pair (row -> the row it is compared with) and metric: the difference of the two rows'
+    means, and its paired test over the seeds both rows have, as `<metric>_<name>`,
+    `<metric>_<name>_p`, `_ci_low`, `_ci_high` and `_pairs`; nan for rows without a pair."""
+    seed_means = {key: runs.groupby("seed")[metrics].mean() for key, runs in finished.groupby(row_columns)}
+    key_of = {index: tuple(numeric.loc[index, row_columns]) for index in {*pairs, *pairs.values()}}
+    results: dict[str, list[float]] = {f"{metric}_{name}{stat}": [] for metric in metrics for stat in PAIRED_STATS}
+    for index, other in pairs.items():
+        paired = seed_means[key_of[index]].join(seed_means[key_of[other]], how="inner", rsuffix="\0other")
         for metric in metrics:
-            both = paired[[metric, f"{metric}\0baseline"]].dropna()
+            both = paired[[metric, f"{metric}\0other"]].dropna()
             test: PairedGain = paired_gain(both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy()) if len(both) else UNTESTED
-            values = (row[f"{metric}_mean"] - base[f"{metric}_mean"], test.p_value, test.ci_low, test.ci_high, test.pairs)
-            for stat, value in zip(GAIN_STATS, values):
-                results[f"{metric}_{stat}"].append(value)
+            difference = numeric.loc[index, f"{metric}_mean"] - numeric.loc[other, f"{metric}_mean"]
+            for stat, value in zip(PAIRED_STATS, (difference, test.p_value, test.ci_low, test.ci_high, test.pairs)):
+                results[f"{metric}_{name}{stat}"].append(value)
     for column, values in results.items():
-        numeric[column] = pd.Series(values, index=annotated, dtype=float)
+        numeric[column] = pd.Series(values, index=list(pairs), dtype=float)
 
 
 def gain_mark(p_value: float, pairs: float) -> str:
     """"" when significant at 0.05, † when tested and not, ‡ when fewer than 2 pairs to test."""
     if pd.isna(pairs) or pairs < 2:
         return NOT_TESTED
-    return "" if p_value < 0.05 else NOT_SIGNIFICANT  # a nan p-value (no variation) is not significant
+    return "" if p_value < ALPHA else NOT_SIGNIFICANT  # a nan p-value (no variation) is not significant
 
 
-def _display(numeric: pd.DataFrame, spec: TableSpec, group_columns: list[str], metrics: list[str]) -> pd.DataFrame:
+def above_mark(difference: float, p_value: float, pairs: float) -> str:
+    """▲ or ▼ when the row differs from the row above at 0.05; "" when not, or when untested
+    (a row without a row above, fewer than 2 shared seeds)."""
+    if pd.isna(pairs) or pairs < 2 or not p_value < ALPHA:
+        return ""
+    return HIGHER_THAN_ABOVE if difference > 0 else LOWER_THAN_ABOVE
+
+
+def _cells(numeric: pd.DataFrame, spec: TableSpec, metrics: list[str]) -> pd.DataFrame:
+    """Formatted cells, one row per numeric row: the key columns (by header), n, one column per
+    metric (by metric name) with its marks."""
     rows = []
     for _, record in numeric.iterrows():
         reference = record["reference"]
-        row = {GROUP_HEADERS[column]: record[column] for column in group_columns}
+        row = {}
         for position, (key, header) in enumerate(zip(spec.keys, spec.headers)):
-            value = record[key]
             if reference:
                 row[header] = reference if position == 0 else ""
             else:
-                row[header] = DISPLAY_VALUE.get(key, str)(value)
+                row[header] = DISPLAY_VALUE.get(key, str)(record[key])
         row["n"] = "" if reference else str(int(record["n"]))
         for metric in metrics:
-            info = metric_info(metric)
-            gain = record.get(f"{metric}_gain", math.nan)
-            mark = "" if pd.isna(gain) else gain_mark(record[f"{metric}_gain_p"], record[f"{metric}_gain_pairs"])
+            gain = record.get(f"{metric}_{GAIN}", math.nan)
+            mark = "" if pd.isna(gain) else gain_mark(record[f"{metric}_{GAIN}_p"], record[f"{metric}_{GAIN}_pairs"])
+            if spec.versus_above:
+                mark += above_mark(*(record[f"{metric}_{VERSUS_ABOVE}{stat}"] for stat in ("", "_p", "_pairs")))
             # A reference row is a bound, not a result: its mean alone, as in the paper.
             std = math.nan if reference else record[f"{metric}_std"]
-            row[info.header] = info.cell(record[f"{metric}_mean"], std, int(record[f"{metric}_n"]), gain, mark)
+            row[metric] = metric_info(metric).cell(record[f"{metric}_mean"], std, int(record[f"{metric}_n"]), gain, mark)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, index=numeric.index)
+
+
+def _sections(numeric: pd.DataFrame, cells: pd.DataFrame, spec: TableSpec, group_columns: list[str], metrics: list[str]) -> list[Section]:
+    """The printed tables: per dataset group, one per metric family with a value in it. A family's
+    columns are named without its variant (the heading says it); reference rows appear where they
+    have a value. When every row of a group averages the same number of runs (a sweep's seeds),
+    the heading says n once instead of a column repeating it: that column's width is what a
+    6-metric table lacks in 120 columns when most cells carry a mark."""
+    sections = []
+    for values, group in numeric.groupby(group_columns, sort=False):
+        label = group_label(group_columns, values)
+        group_cells = cells.loc[group.index]
+        run_counts = group.loc[group["reference"] == "", "n"].unique()
+        key_columns = [*spec.headers, "n"]
+        runs_note = ""
+        if len(run_counts) == 1:
+            runs_note = f"; n = {run_counts[0]} per row"
+            key_columns.remove("n")
+        present = [metric for metric in metrics if (group_cells[metric] != MISSING).any()]
+        for family, members in by_family(present).items():
+            shown = (group["reference"] == "") | (group_cells[members] != MISSING).any(axis=1)
+            headers = {
+                metric: metric_info(metric).column if family == OTHER else metric_info(split_variant(metric)[0]).label + metric_info(metric).arrow
+                for metric in members
+            }
+            frame = group_cells.loc[shown, [*key_columns, *members]].rename(columns=headers).reset_index(drop=True)
+            heading = (f"{label}: {FAMILY_HEADINGS[family]}" if family else label) + runs_note
+            sections.append(Section(heading, frame, key_columns))
+    return sections
+
+
+def _full_display(numeric: pd.DataFrame, cells: pd.DataFrame, group_columns: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Every row and metric in one table, the dataset (and FPS) as columns: the LaTeX."""
+    groups = numeric[group_columns].rename(columns=GROUP_HEADERS)
+    return pd.concat([groups, cells.rename(columns={metric: metric_info(metric).column for metric in metrics})], axis=1).reset_index(drop=True)
 
 
 def mixed_params(finished: pd.DataFrame, row_columns: list[str]) -> list[str]:
@@ -420,8 +604,15 @@ def model_labels(finished: pd.DataFrame) -> pd.Series:
     varying = [p for p in MODEL_PARAMS if p in finished and finished[p].nunique(dropna=False) > 1]
     if not varying:
         return names
-    details = [f"{MODEL_PARAMS[p]}=" + finished[p].astype(str) for p in varying]
+    details = [finished[p].astype(str).map(lambda value, param=p: model_detail(param, value)) for p in varying]
     return names + " (" + pd.concat(details, axis=1).agg(", ".join, axis=1) + ")"
+
+
+def model_detail(param: str, value: str) -> str:
+    """A param in a model's label, as short as the tables show it: `r=0.5`, `pretrain ✓`."""
+    if param in DISPLAY_VALUE:
+        return f"{MODEL_PARAMS[param]} {DISPLAY_VALUE[param](value)}"
+    return f"{MODEL_PARAMS[param]}={value}"
 
 
 def build_table(runs: pd.DataFrame, name: str, metric_patterns: tuple[str, ...] | None = None) -> Table | None:
@@ -432,27 +623,34 @@ def build_table(runs: pd.DataFrame, name: str, metric_patterns: tuple[str, ...] 
     finished = jobs[jobs["status"] == FINISHED].copy()
     if finished.empty:
         return None
+    # A frame built by hand may lack contract params (the seed that pairs rows): empty columns.
+    finished = finished.reindex(columns=[*finished.columns, *(param for param in CONTRACT_PARAMS if param not in finished)])
     for column in ("dataset", "fps", *MODEL_PARAMS):
         if column in finished:
             finished[column] = finished[column].fillna("").astype(str).map(NORMALIZE.get(column, str))
     if "model" in spec.keys:
         finished["model"] = model_labels(finished)
     group_columns = ["dataset"] + (["fps"] if "fps" not in spec.keys and finished["fps"].nunique() > 1 else [])
+    row_columns = [*group_columns, *spec.keys]
     metrics = select_metrics(result_metrics(finished, spec.null_audio), metric_patterns)
     numeric = pd.DataFrame(_records(finished, spec, group_columns, metrics))
-    stats = ["mean", "std", "n"]
-    if spec.gain:
-        _add_gain(numeric, finished, spec, group_columns, metrics)
-        stats.extend(GAIN_STATS)
+    comparisons = {GAIN: _gain_pairs(numeric, row_columns, spec.gain)} if spec.gain else {}
+    if spec.versus_above:
+        comparisons[VERSUS_ABOVE] = _pairs_with_row_above(numeric, group_columns)
+    for comparison, pairs in comparisons.items():
+        _compare_rows(numeric, finished, row_columns, metrics, pairs, comparison)
+    stats = ["mean", "std", "n", *(f"{comparison}{stat}" for comparison in comparisons for stat in PAIRED_STATS)]
     numeric = numeric[[*group_columns, "reference", *spec.keys, "n", *(f"{m}_{stat}" for m in metrics for stat in stats)]]
     numeric = numeric.astype({"n": "Int64"})
+    cells = _cells(numeric, spec, metrics)
     return Table(
         spec=spec,
         runs=finished,
         group_columns=group_columns,
         metrics=metrics,
         numeric=numeric,
-        display=_display(numeric, spec, group_columns, metrics),
+        display=_full_display(numeric, cells, group_columns, metrics),
+        sections=_sections(numeric, cells, spec, group_columns, metrics),
         excluded=excluded_counts(runs, spec),
         mixed_params=mixed_params(finished, [*group_columns, *spec.keys]),
     )

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.entities import Metric, Param, RunTag
@@ -19,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from scipy import stats as scipy_stats
 
-from analysis import budget, make_tables, outputs, runs, tables
+from analysis import budget, make_tables, outputs, plots, runs, tables
 from asva.tracking.store import PARENT_TAG, ROLE_JOB, ROLE_PRETRAIN, ROLE_SWEEP, ROLE_TAG, STUDY_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -107,11 +108,65 @@ KSHOT = {
 AVSYNC15 = {"false": {"fvd": 391.8, "relsync": 90.32, "alignsync": 90.00}, "true": {"fvd": 319.7, "relsync": 94.40, "alignsync": 94.28}}
 # (curation, finetune) -> per seed (fvd_embedded, relsync_embedded, relsync_embedded_openclass)
 CURATION = {
-    ("none", "false"): [(300.0, 80.0, 70.0), (310.0, 82.0, 70.0)],
-    ("none", "true"): [(250.0, 85.0, 71.0), (262.0, 88.0, 73.0)],
-    ("auto", "false"): [(290.0, 84.0, 72.0), (290.0, 84.0, 74.0)],
-    ("auto", "true"): [(240.0, 90.0, 75.0), (244.0, 91.0, 75.0)],
+    ("none", "false"): [(1.300, 80.0, 70.0), (1.310, 82.0, 70.0)],
+    ("none", "true"): [(1.250, 85.0, 71.0), (1.262, 88.0, 73.0)],
+    ("auto", "false"): [(1.290, 84.0, 72.0), (1.290, 84.0, 74.0)],
+    ("auto", "true"): [(1.240, 90.0, 75.0), (1.244, 91.0, 75.0)],
 }
+
+
+# A sweep on the embedded default with every metric its jobs log (asva/evaluation/evaluate.py):
+# stand-ins of the paper's metrics, EventSync and FD-pixel, their open-class scores, null-audio
+# controls and reference rows, plus bookkeeping. metric -> (value, change per unit of a setting's
+# effect, per-seed noise); open-class clips score a little worse.
+EMBEDDED_METRICS = {
+    "fvd_embedded": (0.9, -0.2, 0.05),
+    "ia_embedded": (63.2, 0.4, 0.2),
+    "it_embedded": (51.0, 0.3, 0.2),
+    "relsync_embedded": (80.0, 6.0, 1.0),
+    "alignsync_embedded": (79.0, 6.0, 1.0),
+    "fd_pixel_synth": (110.0, -25.0, 4.0),
+    "event_sync": (60.0, 11.0, 1.5),
+}
+EMBEDDED_NULL_AUDIO = {"event_sync_null_audio": 11.0, "fd_pixel_synth_null_audio": 160.0}
+# As measured on the embedded benchmark (docs/metrics.md).
+EMBEDDED_REFERENCES = {
+    "event_sync_ref_groundtruth": 100.0, "event_sync_ref_static": 0.0, "fd_pixel_synth_ref_static": 400.0, "fvd_embedded_ref_static": 1.47,
+    "ia_embedded_ref_groundtruth": 63.9, "ia_embedded_ref_static": 65.5, "it_embedded_ref_groundtruth": 51.6, "it_embedded_ref_static": 59.5,
+    "relsync_embedded_ref_groundtruth": 100.0, "relsync_embedded_ref_static": 25.3,
+    "alignsync_embedded_ref_groundtruth": 99.2, "alignsync_embedded_ref_static": 25.3,
+}  # fmt: skip
+EMBEDDED_BOOKKEEPING = {"num_test_clips": 30.0, "num_test_clips_openclass": 8.0, "data_skipped_files": 0.0, "final_train_loss": 0.41}
+# The paper's settings, each with its effect: Fig. 4b peaks at r = 1.5, Fig. 4a grows with layers.
+EMBEDDED_SWEEPS = {
+    "window_radius": ("window_radius", {"0.5": 0.0, "1.0": 0.5, "1.5": 1.0, "2.0": 0.6, "3.0": -1.2}),
+    "encoder_layers": ("audio_layers", {"a:11": 0.0, "a:7-9-11": 0.5, "a:3-7-11": 0.7, "a:3-7-11+b:3-7-11": 1.2}),
+}
+
+
+def embedded_sweep_metrics(effect: float, seed: int, rng: np.random.Generator) -> dict[str, float]:
+    metrics = {}
+    for name, (value, change, noise) in EMBEDDED_METRICS.items():
+        metrics[name] = value + change * effect + 0.5 * noise * (seed - 1) + rng.normal(0, noise)
+        metrics[f"{name}_openclass"] = metrics[name] - 0.8 * change - rng.normal(0, noise)
+    return metrics | {name: value + rng.normal(0, 1.0) for name, value in EMBEDDED_NULL_AUDIO.items()} | EMBEDDED_REFERENCES | EMBEDDED_BOOKKEEPING
+
+
+def embedded_sweep(study: str, seeds: int = 3) -> list[tuple[dict[str, str], dict[str, float]]]:
+    """(params, metrics) of each job of a study's sweep on the embedded default."""
+    key, effects = EMBEDDED_SWEEPS[study]
+    rng = np.random.default_rng(4)
+    params = {"dataset": "synthetic", "fps": "6", "window_radius": "0.5", "audio_layers": "a:11", "k": "all", "pretrain": "false", "curation": "none", "finetune": "true"}
+    return [
+        (params | {key: setting, "seed": str(seed), "config_hash": f"{study}-{setting}-{seed}"}, embedded_sweep_metrics(effect, seed, rng))
+        for setting, effect in effects.items()
+        for seed in range(seeds)
+    ]
+
+
+def embedded_runs(study: str) -> pd.DataFrame:
+    """The tidy frame analysis/runs.py would load for the study's sweep."""
+    return pd.DataFrame([{"run_id": params["config_hash"], "study": study, "status": "FINISHED", **params, **metrics} for params, metrics in embedded_sweep(study)])
 
 
 def log_studies(writer: StoreWriter) -> dict[str, str]:
@@ -139,7 +194,7 @@ def log_studies(writer: StoreWriter) -> dict[str, str]:
         for seed, (fvd, relsync, openclass) in enumerate(seeds):
             metrics = {"fvd_embedded": fvd, "relsync_embedded": relsync, "relsync_embedded_openclass": openclass}
             writer.job("curation", "curation", parents["curation"], metrics, curation=curation, finetune=finetune, pretrain="true", seed=str(seed))
-    writer.job("curation", "curation", parents["curation"], {"fvd_embedded": 1.0}, status="KILLED", curation="auto", finetune="true", pretrain="true", seed="2")
+    writer.job("curation", "curation", parents["curation"], {"fvd_embedded": 9.0}, status="KILLED", curation="auto", finetune="true", pretrain="true", seed="2")
     return parents
 
 
@@ -207,59 +262,198 @@ def test_load_job_runs_filters_in_one_query(store: Store) -> None:
 
 def test_metric_registry_formats_and_orders() -> None:
     fd, sync = tables.metric_info("fd_pixel_synth"), tables.metric_info("event_sync")
+    # Full names in figures and the budget table, short ones in table columns (* = not the paper's).
     assert fd.header == "FD-pixel (synthetic) ↓" and sync.header == "EventSync (synthetic) ↑"
-    assert tables.metric_info("fvd").header == "FVD ↓" and tables.metric_info("alignsync").header == "AlignSync ↑"
+    assert fd.column == "FD-pixel* ↓" and sync.column == "EventSync* ↑"
+    assert tables.metric_info("fvd").header == tables.metric_info("fvd").column == "FVD ↓" and tables.metric_info("alignsync").column == "AlignSync ↑"
     assert fd.cell(319.71, 3.14, 3, gain=-72.1) == "319.7 ± 3.1 (↓72.1)"
     assert sync.cell(94.281, 0.123, 3, gain=4.28, mark="†") == "94.28 ± 0.12 (↑4.28)†"
+    assert sync.cell(71.0, 1.0, 3, mark=tables.HIGHER_THAN_ABOVE) == "71.00 ± 1.00▲"
     assert sync.cell(94.28, math.nan, 1) == "94.28"
     assert sync.cell(math.nan, math.nan, 0) == tables.MISSING
     assert tables.metric_info("fd_flow_synth").decimals == 1 and tables.metric_info("clip_score").decimals == 2
     assert tables.metric_info("event_sync_null_audio").header == "EventSync (synthetic), null audio"
-    assert tables.metric_info("fvd_embedded").header == "FVD (embedded) ↓"
+    assert tables.metric_info("event_sync_null_audio").column == "EventSync*, null audio"  # a control: no direction
+    assert tables.metric_info("fvd_embedded").header == "FVD (embedded) ↓" and tables.metric_info("fvd_embedded").column == "FVD* ↓"
     assert tables.metric_info("relsync_embedded_openclass").header == "RelSync (embedded), open-class ↑"
+    assert tables.metric_info("relsync_embedded_openclass").column == "RelSync*, open-class ↑"
     assert tables.metric_info("alignsync_openclass").decimals == 2
+    # The stand-in FVD is on a scale of 1 (docs/metrics.md), the paper's of 100.
+    assert tables.metric_info("fvd_embedded").cell(0.8421, 0.0312, 3) == "0.842 ± 0.031" and tables.metric_info("fvd_embedded_openclass").decimals == 3
     names = ["zeta", "event_sync", "event_sync_null_audio", "fd_pixel_synth", "alpha", "relsync", "fvd", "alignsync", "it", "ia"]
     names += ["relsync_embedded", "relsync_openclass", "relsync_embedded_openclass", "fvd_embedded"]
     assert sorted(names, key=tables.metric_sort_key) == [
         "fvd", "fvd_embedded", "ia", "it", "relsync", "relsync_openclass", "relsync_embedded", "relsync_embedded_openclass",
         "alignsync", "fd_pixel_synth", "event_sync", "event_sync_null_audio", "alpha", "zeta",
     ]  # fmt: skip
+    # Printed tables: the paper's columns, then their open-class scores and null-audio controls,
+    # then everything else (variants included).
+    assert tables.by_family(names) == {
+        "": ["fvd", "fvd_embedded", "ia", "it", "relsync", "relsync_embedded", "alignsync", "event_sync"],
+        "_openclass": ["relsync_openclass", "relsync_embedded_openclass"],
+        "_null_audio": ["event_sync_null_audio"],
+        "other": ["fd_pixel_synth", "alpha", "zeta"],
+    }
+    assert tables.metric_family("fd_pixel_synth_null_audio") == tables.metric_family("clip_score_openclass") == tables.OTHER
 
 
 def test_fig4b_window_radius_table(job_runs: pd.DataFrame) -> None:
     table = tables.build_table(job_runs, "fig4b")
     assert table is not None
-    assert list(table.display.columns) == ["Dataset", "Radius (1/FPS)", "n", "FD-pixel (synthetic) ↓", "EventSync (synthetic) ↑", "EventSync (synthetic), null audio"]
+    # The LaTeX's single table: every metric, reference rows as rows.
+    assert list(table.display.columns) == ["Dataset", "Radius (1/FPS)", "n", "FD-pixel* ↓", "EventSync* ↑", "EventSync*, null audio"]
     assert rows(table) == [
         ["synthetic", "Groundtruth", "", "–", "95.00", "–"],
         ["synthetic", "Static", "", "400.0", "5.00", "–"],
         ["synthetic", "0.5", "3", "110.0 ± 10.0", "62.00 ± 2.00", "10.00 ± 0.00"],
-        ["synthetic", "1.5", "3", "91.0 ± 1.7", "71.00 ± 1.00", "12.00 ± 0.00"],  # the FAILED seed is not averaged
-        ["synthetic", "3.0", "2", "155.0 ± 7.1", "52.00 ± 2.83", "11.00 ± 0.00"],
+        ["synthetic", "1.5", "3", "91.0 ± 1.7", "71.00 ± 1.00▲", "12.00 ± 0.00▲"],  # the FAILED seed is not averaged
+        ["synthetic", "3.0", "2", "155.0 ± 7.1▲", "52.00 ± 2.83", "11.00 ± 0.00▼"],
         ["synthetic", "12.0", "1", "200.0", "30.50", "9.00"],
     ]
     assert table.excluded == {"FAILED": 1}
-    assert table.footnote() == "mean ± std over seeds (n runs); 1 run excluded: failed/unfinished (1 FAILED)."
-    markdown = table.to_markdown()
-    assert "| 12.0 " in markdown and markdown.rstrip().endswith("(1 FAILED).")
+    assert table.footnote().startswith("mean ± std over seeds (n runs); 1 run excluded: failed/unfinished (1 FAILED). ▲/▼: higher/lower than the row above")
+    assert "*: not the paper's metric but one of this project's stand-ins" in table.footnote()
     assert "train_loss" not in table.numeric.columns and "num_test_clips_mean" not in table.numeric.columns
+    # Each row against the row above, paired over the seeds both have (1.5 vs 0.5: seeds 0-2;
+    # 3.0 vs 1.5: seeds 0-1; 12.0 vs 3.0: seed 0 alone, untested).
+    numbers = table.numeric.set_index("window_radius")
+    assert numbers.loc["1.5", "event_sync_vs_above"] == pytest.approx(9.0) and numbers.loc["1.5", "event_sync_vs_above_pairs"] == 3
+    assert numbers.loc["1.5", "event_sync_vs_above_p"] == pytest.approx(t_test_p([10.0, 9.0, 8.0]))  # 0.004
+    assert numbers.loc["1.5", "fd_pixel_synth_vs_above_p"] == pytest.approx(t_test_p([-10.0, -20.0, -27.0])) and t_test_p([-10.0, -20.0, -27.0]) > 0.05
+    assert numbers.loc["3.0", "event_sync_vs_above_p"] == pytest.approx(t_test_p([-20.0, -17.0])) and t_test_p([-20.0, -17.0]) > 0.05
+    assert numbers.loc["3.0", "fd_pixel_synth_vs_above_p"] == pytest.approx(t_test_p([60.0, 70.0])) and t_test_p([60.0, 70.0]) < 0.05
+    assert numbers.loc["12.0", "event_sync_vs_above_pairs"] == 1 and math.isnan(numbers.loc["12.0", "event_sync_vs_above_p"])
+    assert numbers.loc[["0.5", ""], "event_sync_vs_above"].isna().all()  # the first row, the reference rows
+
+    # Printed: the main table (here EventSync alone), then the null-audio control and the other
+    # metrics each in a table of their own, the dataset in the headings, reference rows where they
+    # have a value.
+    assert [section.heading for section in table.sections] == [
+        "synthetic",
+        "synthetic: null-audio control (the same models sampled without audio)",
+        "synthetic: other metrics",
+    ]
+    main, null_audio, other = (section.frame.values.tolist() for section in table.sections)
+    assert list(table.sections[0].frame.columns) == ["Radius (1/FPS)", "n", "EventSync* ↑"]
+    assert main == [["Groundtruth", "", "95.00"], ["Static", "", "5.00"], ["0.5", "3", "62.00 ± 2.00"], ["1.5", "3", "71.00 ± 1.00▲"], ["3.0", "2", "52.00 ± 2.83"], ["12.0", "1", "30.50"]]
+    assert list(table.sections[1].frame.columns) == ["Radius (1/FPS)", "n", "EventSync*"] and [row[0] for row in null_audio] == ["0.5", "1.5", "3.0", "12.0"]
+    assert list(table.sections[2].frame.columns) == ["Radius (1/FPS)", "n", "FD-pixel* ↓"] and other[0] == ["Static", "", "400.0"]
+    markdown = table.to_markdown()
+    assert "| 12.0           | 1 | 30.50         |" in markdown and "#### synthetic: other metrics" in markdown
+    assert " ".join(markdown.split()).endswith(table.footnote())  # the footnote last, wrapped to the terminal too
+    assert max(map(len, markdown.splitlines())) <= tables.TERMINAL_COLUMNS
 
 
 def test_fig4a_encoder_layers_table(job_runs: pd.DataFrame) -> None:
     table = tables.build_table(job_runs, "fig4a")
     assert table is not None
-    assert [row[1] for row in rows(table)] == ["Groundtruth", "Static", "a:11", "a:3-7-11", "a:7-9-11", "a:3-7-11+b:3-7-11"]
+    # The paper's order: each row adds one thing to the row above (layers, their spread, BEATs).
+    assert [row[1] for row in rows(table)] == ["Groundtruth", "Static", "a:11", "a:7-9-11", "a:3-7-11", "a:3-7-11+b:3-7-11"]
     assert rows(table)[2][2:4] == ["2", "61.00 ± 1.41"]
-    assert rows(table)[5][2:] == ["1", "80.00", "10.00"]
-    assert table.footnote() == "mean ± std over seeds (n runs); 0 runs excluded: failed/unfinished."
+    # One seed in common at most: nothing tested, nothing marked.
+    assert rows(table)[3:] == [["synthetic", "a:7-9-11", "1", "66.00", "10.00"], ["synthetic", "a:3-7-11", "2", "70.00 ± 0.00", "10.00 ± 0.00"], ["synthetic", "a:3-7-11+b:3-7-11", "1", "80.00", "10.00"]]
+    assert table.numeric["event_sync_vs_above_pairs"].dropna().tolist() == [1.0, 1.0, 1.0]
+    assert table.footnote().startswith("mean ± std over seeds (n runs); 0 runs excluded: failed/unfinished. ▲/▼")
+
+
+@pytest.mark.parametrize("study", EMBEDDED_SWEEPS)
+def test_embedded_default_tables_have_the_papers_columns_within_120_columns(study: str) -> None:
+    """What a sweep on the embedded default logs (16 metrics, their reference rows) prints as the
+    paper's table, six columns wide, and the open-class, null-audio and other metrics apart."""
+    name = {"window_radius": "fig4b", "encoder_layers": "fig4a"}[study]
+    table = tables.build_table(embedded_runs(study), name)
+    assert table is not None
+    key = table.spec.headers[0]
+    # 3 seeds in every row: n is said once, in the headings.
+    assert [(section.heading, list(section.frame.columns)) for section in table.sections] == [
+        ("synthetic; n = 3 per row", [key, "FVD* ↓", "IA* ↑", "IT* ↑", "RelSync* ↑", "AlignSync* ↑", "EventSync* ↑"]),
+        ("synthetic: open-class clips (classes only the pretraining pool holds); n = 3 per row", [key, "FVD* ↓", "IA* ↑", "IT* ↑", "RelSync* ↑", "AlignSync* ↑", "EventSync* ↑"]),
+        ("synthetic: null-audio control (the same models sampled without audio); n = 3 per row", [key, "EventSync*"]),
+        ("synthetic: other metrics; n = 3 per row", [key, "FD-pixel* ↓", "FD-pixel*, open-class ↓", "FD-pixel*, null audio"]),
+    ]
+    settings = list(EMBEDDED_SWEEPS[study][1])
+    main = table.sections[0].frame
+    # Reference rows are rows (Groundtruth has no FVD: 0 by definition), then one row per setting.
+    assert main.iloc[:2].values.tolist() == [
+        ["Groundtruth", "–", "63.90", "51.60", "100.00", "99.20", "100.00"],
+        ["Static", "1.470", "65.50", "59.50", "25.30", "25.30", "0.00"],
+    ]
+    assert main[key].tolist()[2:] == settings
+    assert all(" ± " in cell for cell in main.iloc[2:, 1:].to_numpy().ravel())  # 3 seeds: mean ± std
+    markdown = table.to_markdown()
+    assert "(continued)" not in markdown and "_ref_" not in markdown
+    assert max(map(len, markdown.splitlines())) <= tables.TERMINAL_COLUMNS
+    # Significant steps are marked: in this sweep the largest radius loses synchronization.
+    if study == "window_radius":
+        assert main.iloc[-1]["RelSync* ↑"].endswith(tables.LOWER_THAN_ABOVE) and main.iloc[-1]["FVD* ↓"].endswith(tables.HIGHER_THAN_ABOVE)
+    # The CSV and the LaTeX keep every metric in one table.
+    logged = {name for _, metrics in embedded_sweep(study) for name in metrics if "_ref_" not in name and name not in EMBEDDED_BOOKKEEPING}
+    assert {f"{metric}_mean" for metric in logged} <= set(table.numeric.columns)
+    assert len(table.display.columns) == 3 + len(logged)
+
+
+def test_a_table_wider_than_the_terminal_is_split_keeping_its_key_columns() -> None:
+    frame = pd.DataFrame({"K": ["1", "10"], "n": ["3", "3"]} | {f"metric {index}": ["94.28 ± 0.17 (↑4.28)†", "1.0"] for index in range(6)})
+    parts = tables.fit_to_width(frame, ["K", "n"])
+    assert [list(part.columns) for part in parts] == [["K", "n", "metric 0", "metric 1", "metric 2", "metric 3"], ["K", "n", "metric 4", "metric 5"]]
+    assert all(tables.printed_width(part) <= tables.TERMINAL_COLUMNS for part in parts)
+    assert tables.printed_width(frame) > tables.TERMINAL_COLUMNS
+    assert tables.markdown_table(frame.iloc[:, :3]).splitlines() == [
+        "| K  | n | metric 0              |",
+        "|:---|:--|:----------------------|",
+        "| 1  | 3 | 94.28 ± 0.17 (↑4.28)† |",
+        "| 10 | 3 | 1.0                   |",
+    ]
+
+
+def panel_layout(figure) -> list[tuple[str, float]]:
+    """(title, width in px of the PNG at 120 dpi) of each panel drawn, in reading order."""
+    figure.draw_without_rendering()  # applies the constrained layout
+    panels = [ax for ax in figure.axes if ax.axison]
+    return [(ax.get_title(), ax.get_position().width * figure.get_figwidth() * 120) for ax in panels]
+
+
+def test_figures_are_grids_of_legible_panels_the_papers_metrics_first(tmp_path: Path) -> None:
+    table = tables.build_table(embedded_runs("window_radius"), "fig4b")
+    assert table is not None
+    figure = plots.plot_table(table)
+    layout = panel_layout(figure)
+    # 14 panels (the null-audio controls are drawn on their metric's panel), 3 to a row.
+    assert [title for title, _ in layout][:6] == ["FVD (embedded) ↓", "IA (embedded) ↑", "IT (embedded) ↑", "RelSync (embedded) ↑", "AlignSync (embedded) ↑", "EventSync (synthetic) ↑"]
+    assert len(layout) == 14 and min(width for _, width in layout) >= 350
+    columns = {round(ax.get_position().x0, 3) for ax in figure.axes if ax.axison}
+    assert len(columns) == 3
+    assert figure.get_suptitle() == "Audio window radius (Fig. 4b): synthetic"
+    # Reference lines are named where they end, and in the one legend below the panels.
+    relsync = next(ax for ax in figure.axes if ax.get_title() == "RelSync (embedded) ↑")
+    assert {text.get_text() for text in relsync.texts} == {"Groundtruth", "Static"}
+    sync = next(ax for ax in figure.axes if ax.get_title() == "EventSync (synthetic) ↑")
+    assert "null audio (mean)" in sync.get_legend_handles_labels()[1]
+    (legend,) = figure.legends
+    assert {text.get_text() for text in legend.get_texts()} == {"Groundtruth", "Static", "null audio (mean)"}
+    assert not [ax for ax in figure.axes if ax.get_legend() is not None]
+    outputs.write_outputs(table, figure, tmp_path, ("png",))
+    from PIL import Image
+
+    with Image.open(tmp_path / "fig4b.png") as image:
+        assert image.width <= 3 * 560 and image.height < 2400
+
+
+def test_budget_figure_in_rows_of_three(job_runs: pd.DataFrame) -> None:
+    table = tables.build_table(job_runs, "table3")
+    assert table is not None
+    result = budget.budget_curve(table)
+    assert result is not None
+    layout = panel_layout(budget.plot_budget(result))
+    # AVSync15's three paper metrics in a row, then the synthetic benchmark's row, EventSync first.
+    assert [title for title, _ in layout] == ["avsync15: FVD ↓", "avsync15: RelSync ↑", "avsync15: AlignSync ↑", "synthetic: EventSync (synthetic) ↑", "synthetic: FD-pixel (synthetic) ↓"]
+    assert min(width for _, width in layout) >= 350
 
 
 def test_table3_layout_gains_and_paired_tests(job_runs: pd.DataFrame) -> None:
     table = tables.build_table(job_runs, "table3")
     assert table is not None
-    assert list(table.display.columns) == [
-        "Dataset", "K", "Pretrain", "n", "FVD ↓", "RelSync ↑", "AlignSync ↑", "FD-pixel (synthetic) ↓", "EventSync (synthetic) ↑",
-    ]  # fmt: skip
+    assert list(table.display.columns) == ["Dataset", "K", "Pretrain", "n", "FVD ↓", "RelSync ↑", "AlignSync ↑", "FD-pixel* ↓", "EventSync* ↑"]
     table_rows = rows(table)
     assert [row[:4] for row in table_rows] == [
         ["avsync15", "1", "✗", "1"],
@@ -302,24 +496,38 @@ def test_table3_layout_gains_and_paired_tests(job_runs: pd.DataFrame) -> None:
     assert k2["event_sync_gain_ci_low"] < 0 < k2["event_sync_gain_ci_high"]
     assert k2["fd_pixel_synth_gain_p"] == pytest.approx(t_test_p([-10.0, -9.0, -8.0]))
     assert math.isnan(numbers.loc[("synthetic", "1", "false"), "event_sync_gain"]) and math.isnan(numbers.loc[("synthetic", "0", "true"), "event_sync_gain"])
+    assert not any("vs_above" in column for column in table.numeric.columns)  # K-shot rows are compared by paradigm
+    # Printed per dataset, each with the columns it has: AVSync15 the paper's, the synthetic
+    # benchmark EventSync, then FD-pixel among the other metrics.
+    assert [(section.heading, list(section.frame.columns)) for section in table.sections] == [
+        ("avsync15; n = 1 per row", ["K", "Pretrain", "FVD ↓", "RelSync ↑", "AlignSync ↑"]),
+        ("synthetic", ["K", "Pretrain", "n", "EventSync* ↑"]),
+        ("synthetic: other metrics", ["K", "Pretrain", "n", "FD-pixel* ↓"]),
+    ]
 
 
-def test_table2_curation_with_finetuning_gains_and_openclass_beside(job_runs: pd.DataFrame) -> None:
+def test_table2_curation_with_finetuning_gains_and_openclass_apart(job_runs: pd.DataFrame) -> None:
     table = tables.build_table(job_runs, "table2")
     assert table is not None
-    assert list(table.display.columns) == ["Dataset", "Curation", "Finetune", "n", "FVD (embedded) ↓", "RelSync (embedded) ↑", "RelSync (embedded), open-class ↑"]
-    # Finetuning gains, per curation: relsync none 5, 6 (p = 0.058: †); auto 6, 7 (p = 0.049); FVD none -50, -48.
+    assert list(table.display.columns) == ["Dataset", "Curation", "Finetune", "n", "FVD* ↓", "RelSync* ↑", "RelSync*, open-class ↑"]
+    # Finetuning gains, per curation: relsync none 5, 6 (p = 0.058: †); auto 6, 7 (p = 0.049); FVD none -0.050, -0.048.
     assert rows(table) == [
-        ["synthetic", "none", "✗", "2", "305.0 ± 7.1", "81.00 ± 1.41", "70.00 ± 0.00"],
-        ["synthetic", "none", "✓", "2", "256.0 ± 8.5 (↓49.0)", "86.50 ± 2.12 (↑5.50)†", "72.00 ± 1.41 (↑2.00)†"],
-        ["synthetic", "auto", "✗", "2", "290.0 ± 0.0", "84.00 ± 0.00", "73.00 ± 1.41"],
-        ["synthetic", "auto", "✓", "2", "242.0 ± 2.8 (↓48.0)", "90.50 ± 0.71 (↑6.50)", "75.00 ± 0.00 (↑2.00)†"],
+        ["synthetic", "none", "✗", "2", "1.305 ± 0.007", "81.00 ± 1.41", "70.00 ± 0.00"],
+        ["synthetic", "none", "✓", "2", "1.256 ± 0.008 (↓0.049)", "86.50 ± 2.12 (↑5.50)†", "72.00 ± 1.41 (↑2.00)†"],
+        ["synthetic", "auto", "✗", "2", "1.290 ± 0.000", "84.00 ± 0.00", "73.00 ± 1.41"],
+        ["synthetic", "auto", "✓", "2", "1.242 ± 0.003 (↓0.048)", "90.50 ± 0.71 (↑6.50)", "75.00 ± 0.00 (↑2.00)†"],
     ]
     assert table.excluded == {"KILLED": 1}
     assert "finetuning gain, mean(finetune=true) - mean(finetune=false)" in table.footnote()
     numbers = table.numeric.set_index(["curation", "finetune"])
     assert numbers.loc[("none", "true"), "relsync_embedded_gain_p"] == pytest.approx(t_test_p([5.0, 6.0]))
     assert numbers.loc[("auto", "true"), "relsync_embedded_gain_p"] == pytest.approx(t_test_p([6.0, 7.0]))
+    # Printed: the open-class score in a table of its own, under its metric's short name.
+    assert [(section.heading, list(section.frame.columns)[2:]) for section in table.sections] == [
+        ("synthetic; n = 2 per row", ["FVD* ↓", "RelSync* ↑"]),
+        ("synthetic: open-class clips (classes only the pretraining pool holds); n = 2 per row", ["RelSync* ↑"]),
+    ]
+    assert table.sections[1].frame.values.tolist()[1] == ["none", "✓", "72.00 ± 1.41 (↑2.00)†"]
 
 
 def test_table1_reference_rows_first_and_models_named_by_what_differs() -> None:
@@ -352,7 +560,7 @@ def test_table1_from_the_store_spans_studies(job_runs: pd.DataFrame) -> None:
     shown = rows(table)
     synthetic = [row for row in shown if row[0] == "synthetic"]
     assert [row[1] for row in synthetic[:2]] == ["Groundtruth", "Static"]
-    assert any("K=2, pretrain=true" in row[1] for row in synthetic) and any("curation=auto" in row[1] for row in synthetic)
+    assert any("K=2, pretrain ✓" in row[1] for row in synthetic) and any("curation=auto" in row[1] for row in synthetic)
     assert table.excluded == {"FAILED": 1, "RUNNING": 1, "KILLED": 1}
 
 
@@ -368,7 +576,7 @@ def test_latex_is_booktabs_and_balanced(job_runs: pd.DataFrame) -> None:
     assert latex.count("$") % 2 == 0
     body_rows = latex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
     assert len(body_rows) == len(table.display) and all(row.count("&") == len(table.display.columns) - 1 for row in body_rows)
-    assert "K-shot" in latex and "FD-pixel (synthetic) $\\downarrow$" in latex and "pretraining gain" in latex
+    assert "K-shot" in latex and "FD-pixel* $\\downarrow$" in latex and "pretraining gain" in latex
 
 
 def test_budget_smallest_matching_k_on_constructed_numbers() -> None:
@@ -433,9 +641,11 @@ def test_main_prints_markdown_and_writes_every_format(store: Store, tmp_path: Pa
     assert make_tables.main(["--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "### Audio window radius (Fig. 4b)" in printed and "### K-shot finetuning" in printed and "### Models compared" in printed
-    assert "| synthetic | 0.5              | 3   | 110.0 ± 10.0" in printed
+    assert "| 0.5            | 3 | 62.00 ± 2.00  |" in printed and "| 0.5            | 3 | 110.0 ± 10.0 |" in printed
     assert "94.28 ± 0.17 (↑4.28)" in printed and "1 run excluded: failed/unfinished (1 FAILED)." in printed
     assert "### Annotation budget" in printed
+    # Every table and footnote within the terminal (the "wrote ..." lines name a temporary folder).
+    assert max(len(line) for line in printed.splitlines() if not line.startswith("wrote ")) <= tables.TERMINAL_COLUMNS
     for name in make_tables.NAMES:
         assert (tmp_path / f"{name}.md").read_text().startswith("### ")
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -447,6 +657,12 @@ def test_main_prints_markdown_and_writes_every_format(store: Store, tmp_path: Pa
     assert row["fvd_gain"] == pytest.approx(-72.1) and row["alignsync_gain"] == pytest.approx(4.28)
     radius = pd.read_csv(tmp_path / "fig4b.csv")
     assert radius.loc[radius["window_radius"] == 0.5, ["event_sync_mean", "event_sync_std", "event_sync_n"]].values.tolist() == [[62.0, 2.0, 3]]
+    assert radius.loc[radius["window_radius"] == 1.5, "event_sync_vs_above_p"].item() == pytest.approx(t_test_p([10.0, 9.0, 8.0]))
+    # The CSV and the LaTeX keep every metric in one table, the null-audio control included.
+    assert {"fd_pixel_synth_mean", "event_sync_null_audio_mean", "event_sync_null_audio_vs_above_p"} <= set(radius.columns)
+    latex = (tmp_path / "fig4b.tex").read_text()
+    assert "FD-pixel* $\\downarrow$ & EventSync* $\\uparrow$ & EventSync*, null audio" in latex
+    assert r"71.00 $\pm$ 1.00\textsuperscript{$\blacktriangle$}" in latex and r"11.00 $\pm$ 0.00\textsuperscript{$\blacktriangledown$}" in latex
 
 
 def test_main_only_and_format(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -463,7 +679,7 @@ def test_main_filters_and_skips(store: Store, tmp_path: Path, capsys: pytest.Cap
     assert make_tables.main(["--dataset", "avsync15", "--format", "csv,md", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "fig4b: no finished job runs of study window_radius, skipped." in printed and "table2: no finished job runs of study curation, skipped." in printed
-    assert "| avsync15  | 1   | ✓          | 1   | 319.7 (↓72.1)‡" in printed and "synthetic" not in printed
+    assert "| 1 | ✓        | 319.7 (↓72.1)‡ | 94.40 (↑4.08)‡ | 94.28 (↑4.28)‡ |" in printed and "synthetic" not in printed
     assert sorted(path.name for path in tmp_path.iterdir()) == ["budget.csv", "budget.md", "table1.csv", "table1.md", "table3.csv", "table3.md"]
 
     assert make_tables.main(["--parent-run-id", store.parents["window_radius"], "--only", "fig4b", "--out", str(tmp_path)]) == 0
@@ -473,7 +689,9 @@ def test_main_filters_and_skips(store: Store, tmp_path: Path, capsys: pytest.Cap
     assert "table3: no finished job runs of study kshot, skipped." in capsys.readouterr().out
 
     assert make_tables.main(["--dataset", "nope", "--out", str(tmp_path / "none")]) == 0
-    assert capsys.readouterr().out.startswith("No job runs (tag asva.role=job) matching {'dataset': 'nope'}")
+    printed = capsys.readouterr().out
+    assert printed.startswith("No job runs matching {'dataset': 'nope'} in sqlite:")
+    assert "A job run is tagged asva.study, and either asva.role=job or no asva.role and the params dataset, fps," in printed
     assert not (tmp_path / "none").exists()
 
 
@@ -494,16 +712,20 @@ def test_script_runs_from_the_repo_root_and_logs_progress(store: Store, tmp_path
 
 
 def test_main_metrics_selects_columns_and_names_an_unknown_one(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    def columns(*metrics: str) -> list[str]:
+    def printed_tables(*metrics: str) -> dict[str, list[str]]:
+        """Heading -> metric columns of each printed table."""
         assert make_tables.main(["--only", "table2", "--metrics", ",".join(metrics), "--format", "csv", "--out", str(tmp_path)]) == 0
-        header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| Dataset"))
-        return [cell.strip() for cell in header.strip("|").split("|")][4:]
+        lines = capsys.readouterr().out.splitlines()
+        headings = [(index, line.removeprefix("#### ")) for index, line in enumerate(lines) if line.startswith("#### ")]
+        return {heading: [cell.strip() for cell in lines[index + 2].strip("|").split("|")][2:] for index, heading in headings}
 
-    assert columns("relsync_*") == ["RelSync (embedded) ↑", "RelSync (embedded), open-class ↑"]
-    assert columns("fvd_embedded", "*_openclass") == ["FVD (embedded) ↓", "RelSync (embedded), open-class ↑"]
+    open_class = "synthetic: open-class clips (classes only the pretraining pool holds); n = 2 per row"
+    assert printed_tables("relsync_*") == {"synthetic; n = 2 per row": ["RelSync* ↑"], open_class: ["RelSync* ↑"]}
+    assert printed_tables("fvd_embedded", "*_openclass") == {"synthetic; n = 2 per row": ["FVD* ↓"], open_class: ["RelSync* ↑"]}
+    assert printed_tables("*_openclass") == {open_class: ["RelSync* ↑"]}
     assert make_tables.main(["--only", "table2,table3", "--metrics", "event_sync", "--format", "md", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "table2: no metric of it matches --metrics, skipped." in printed and "EventSync (synthetic) ↑" in printed
+    assert "table2: no metric of it matches --metrics, skipped." in printed and "EventSync* ↑" in printed
     assert make_tables.main(["--metrics", "relsink,fvd_embedded", "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: --metrics: relsink matches no logged metric; logged: ") and "relsync_embedded" in error

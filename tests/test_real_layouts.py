@@ -175,9 +175,12 @@ def test_a_job_on_a_real_layout_finishes_and_is_tabulated(tmp_path, name):
         cwd=REPO, env=job_env(tmp_path), capture_output=True, text=True, timeout=300,
     )
     assert tables.returncode == 0, tables.stderr[-3000:]
-    header = next(line for line in tables.stdout.splitlines() if line.startswith("| Dataset"))
-    assert "FD-pixel (synthetic)" in header and "RelSync (embedded)" in header and "EventSync" not in header
-    assert re.search(rf"^\| {layout.dataset} +\| 0\.5 +\| 1 +\|", tables.stdout, re.MULTILINE), tables.stdout
+    main = tables.stdout.split(f"#### {layout.dataset}; n = 1 per row\n\n", 1)[1]
+    columns = [cell.strip() for cell in main.splitlines()[0].strip("|").split("|")]
+    assert columns == ["Radius (1/FPS)", "FVD* ↓", "IA* ↑", "IT* ↑", "RelSync* ↑", "AlignSync* ↑"]
+    assert re.search(r"^\| 0\.5 +\| ", main, re.MULTILINE), tables.stdout
+    assert "FD-pixel* ↓" in tables.stdout.split(f"#### {layout.dataset}: other metrics; n = 1 per row", 1)[1]
+    assert not [line for line in tables.stdout.splitlines() if line.startswith("|") and "EventSync" in line]
 
     # The stand-alone evaluation of the same job (sweeps/evaluate.py) skips alike and logs to its run.
     networks = [override for override in TINY_OVERRIDES if override.startswith("eval.networks.")]

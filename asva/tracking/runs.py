@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from asva.config.hashing import stable_hash
 from asva.tracking import metadata
-from asva.tracking.store import PARENT_TAG, ROLE_TAG, STUDY_TAG, artifact_root, prepare_store, retry_when_busy, tracking_uri
+from asva.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, PARENT_TAG, ROLE_TAG, STUDY_TAG, artifact_root, prepare_store, retry_when_busy, tracking_uri
 
 MAX_PARAMS_PER_BATCH = 100
 METRIC_FLUSH_EVERY = 25
@@ -43,18 +43,25 @@ def client() -> MlflowClient:
 
 
 def experiment_id(name: str) -> str:
-    """The experiment named `name`, created (with a local artifact folder) if missing."""
+    """The experiment named `name`, created (with a local artifact folder) if missing, and tagged
+    as a model-development experiment so that the MLflow UI opens it on its runs.
+
+    An experiment created before the tag existed gets it here, when a run is next logged into it;
+    a kind set otherwise (chosen in the UI) is left as it is.
+    """
     mlflow_client = client()
     experiment = mlflow_client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if tracking_uri().startswith("sqlite:"):
-        location = (artifact_root() / name).resolve().as_uri()
-    try:
-        return mlflow_client.create_experiment(name, artifact_location=location)
-    except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
-        return mlflow_client.get_experiment_by_name(name).experiment_id
+    if experiment is None:
+        location = None
+        if tracking_uri().startswith("sqlite:"):
+            location = (artifact_root() / name).resolve().as_uri()
+        try:
+            return mlflow_client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
+            experiment = mlflow_client.get_experiment_by_name(name)
+    if EXPERIMENT_KIND_TAG not in experiment.tags:
+        mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, str]:

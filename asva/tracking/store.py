@@ -21,6 +21,11 @@ ROLE_TAG = "asva.role"
 SWEEP_TAG = "asva.sweep_dir"
 PARENT_TAG = "mlflow.parentRunId"
 
+# Experiment tag: MLflow 3's UI opens an experiment without it in its GenAI view (traces, prompts),
+# where none of our runs shows; with it, in the runs table. Set on every experiment runs go to.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
 ROLE_SWEEP = "sweep"  # the parent run of a multirun
 ROLE_JOB = "job"  # one training + evaluation job: the rows of every table
 ROLE_PRETRAIN = "pretrain"  # a stage-1 pretraining, shared by the jobs that need it
