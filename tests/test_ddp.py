@@ -103,6 +103,7 @@ def test_each_rank_encodes_only_its_own_rows(monkeypatch):
     """Clip starts are drawn for the whole batch on every rank; only the rank's rows are encoded."""
     import asva.distributed as distributed
     from asva.data.windows import VideoWindows
+    from asva.models.placement import CPU_FP32
     from asva.training.adapters import StageClips
 
     videos, fps, rate, seconds = 5, 4, 100, 3
@@ -125,7 +126,7 @@ def test_each_rank_encodes_only_its_own_rows(monkeypatch):
             return ("features", len(audio))
 
     source = StageClips.__new__(StageClips)
-    source.model, source.sample_rate, source.windows = Model, rate, windows
+    source.model, source.sample_rate, source.windows, source.placement = Model, rate, windows, CPU_FP32
     idx = torch.tensor([4, 0, 3, 1, 2, 0, 1])
     monkeypatch.setattr("asva.training.adapters.fbank", lambda audio, rate: audio)
     whole, _, _ = source.batch(idx, torch.Generator().manual_seed(7))

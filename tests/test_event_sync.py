@@ -1,6 +1,5 @@
 import numpy as np
 
-from asva.config.schema import DataConfig
 from asva.data.synthetic import CLASSES, render_frames
 from asva.evaluation.event_sync import detect_onsets, event_frames, event_sync, onset_f1
 

@@ -273,10 +273,11 @@ def test_window_masks_on_real_token_times():
     beats_times = beats_module.BEATs(beats_module.BEATsConfig(embed_dim=8, encoder_layers=1, encoder_embed_dim=8,
                                                              encoder_ffn_embed_dim=8, encoder_attention_heads=2,
                                                              conv_pos=4, conv_pos_groups=2)).token_times(198)
-    # 6 FPS, r = 0.5: +-83 ms. ImageBind time columns are 100 ms apart (12 tokens each), BEATs 160 ms (8).
-    assert _visible(6, 0.5, ib)[:4] == [0, 24, 24, 12]
-    assert _visible(6, 0.5, beats_times)[:4] == [0, 16, 8, 8]
-    # r = 1.5 at 6 FPS: +-250 ms; frame 6 (t = 1 s) sees columns 0.7875 .. 1.1875 s and the CLS token.
+    # 6 FPS, r = 0.5: frame i's 167-ms chunk. ImageBind time columns are 100 ms apart (12 tokens each),
+    # BEATs 160 ms (8). The CLS token, timed at the clip centre (1.03 s), falls in frame 6's chunk.
+    assert _visible(6, 0.5, ib)[:7] == [12, 24, 24, 12, 24, 24, 12 + 1]
+    assert _visible(6, 0.5, beats_times) == [8] * 12
+    # r = 1.5 at 6 FPS: +-250 ms; frame 6 (t = 1.083 s) sees columns 0.8875 .. 1.2875 s and the CLS token.
     assert _visible(6, 1.5, ib)[6] == 5 * 12 + 1
     assert _visible(6, 1.5, beats_times)[6] == 3 * 8
     # r = 3 at 12 FPS: the same +-250 ms window as r = 1.5 at 6 FPS.
@@ -284,7 +285,7 @@ def test_window_masks_on_real_token_times():
     # 12 FPS, r = 0.5: +-42 ms, narrower than the token spacing: many frames see nothing at all.
     assert _visible(12, 0.5, beats_times).count(0) >= 12
     for fps, radius in ((6, 1.5), (6, 3.0), (12, 1.5), (12, 3.0)):
-        assert min(_visible(fps, radius, ib)[1:]) > 0 and min(_visible(fps, radius, beats_times)[1:]) > 0
+        assert min(_visible(fps, radius, ib)) > 0 and min(_visible(fps, radius, beats_times)) > 0
 
 
 # --- schedules and guidance -------------------------------------------------------------------------

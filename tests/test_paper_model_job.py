@@ -97,6 +97,7 @@ def test_a_training_job_runs_on_the_paper_model(tmp_path, session_store, monkeyp
 
     from asva import experiment
     from asva.models.asva_model import ASVAModel
+    from asva.training import components
     from asva.models.beats import BEATs
     from asva.models.dynamicrafter import DynamiCrafterUNet
     from asva.models.imagebind import ImageBindAudio
@@ -111,7 +112,7 @@ def test_a_training_job_runs_on_the_paper_model(tmp_path, session_store, monkeyp
             super().__init__(*args, **kwargs)
             built.append(self)
 
-    monkeypatch.setattr(experiment, "ASVAModel", Recording)
+    monkeypatch.setattr(components, "ASVAModel", Recording)
     small = ["train.finetune.batch_size=2", "eval.max_test_clips=2", "eval.batch_size=2", "study=paper_job"]
     cfg = load_config([*TINY_OVERRIDES, *path_overrides(tmp_path), *paper_overrides(paths), *small])
     metrics = experiment.run_job(cfg)

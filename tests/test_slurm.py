@@ -79,8 +79,17 @@ def test_two_job_sweep_runs_on_slurm_nested_under_one_parent(tmp_path, slurm):
     # The jobs ran as SLURM jobs, on the test partition, and SLURM recorded them as completed.
     submitted = sorted({p.name.split("_")[0] for p in (tmp_path / "multirun" / ".submitit").glob("[0-9]*")})
     assert len(submitted) == 1  # one job array
-    states = slurm.command("sacct", "-n", "-P", "-X", "-o", "JobID,Partition,State", "-j", submitted[0]).split()
-    assert sorted(states) == [f"{submitted[0]}_0|local|COMPLETED", f"{submitted[0]}_1|local|COMPLETED"]
+    expected = [f"{submitted[0]}_0|local|COMPLETED", f"{submitted[0]}_1|local|COMPLETED"]
+    accounted(slurm, lambda states: sorted(states) == expected, "-o", "JobID,Partition,State", "-j", submitted[0])
+
+
+def accounted(cluster: SlurmCluster, settled, *query: str, timeout: float = 120) -> None:
+    """Wait until `sacct -X <query>` satisfies `settled`. submitit reads a task's result file, which is
+    written before slurmd reports the task's end to the accounting database: the record lags."""
+    deadline = time.monotonic() + timeout
+    while not settled(states := cluster.command("sacct", "-n", "-P", "-X", *query).split()):
+        assert time.monotonic() < deadline, states
+        time.sleep(0.5)
 
 
 def checkpoint_step(runs_dir: Path) -> int:
@@ -172,8 +181,7 @@ def test_requeued_and_preempted_job_saves_at_the_signal_and_continues_its_run_an
     # No checkpoint before the first signal; then exactly the steps the signals arrived in.
     assert seen == {"before requeue": -1, "before preemption": requeued + 1, "third attempt": preempted + 1}
 
-    states = slurm.command("sacct", "-n", "-P", "-D", "-X", "-o", "State", "-j", job).split()
-    assert states.count("REQUEUED") == 2 and states[-1] == "COMPLETED", states
+    accounted(slurm, lambda states: states.count("REQUEUED") == 2 and states[-1] == "COMPLETED", "-D", "-o", "State", "-j", job)
     assert "this job is preempted" in job_log(tmp_path, job)  # submitit's USR2 handler ran
     assert resumes(tmp_path, job) == 2
 

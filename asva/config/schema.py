@@ -186,6 +186,12 @@ class TrainConfig:
     pretrain: StageConfig = field(default_factory=lambda: StageConfig(lr=1e-3, steps=300))
     finetune: StageConfig = field(default_factory=lambda: StageConfig(lr=1e-3, steps=300))
     num_threads: int = 0  # torch threads; 0 keeps torch's default
+    device: str = "auto"  # auto | cpu | cuda; auto: cuda when available (training, sampling, evaluation)
+    # auto | fp32 | bf16-mixed; auto: bf16-mixed on CUDA, fp32 on the CPU. bf16-mixed keeps the frozen
+    # parts in bf16 and the trainable adapters in fp32 (master weights), computing under autocast.
+    precision: str = "auto"
+    # Recompute the frozen denoiser's blocks in the backward pass instead of keeping their activations.
+    gradient_checkpointing: bool = False
     # Multi-GPU jobs: how long a rank may wait for another (rank 0 preparing data and frozen parts,
     # curating the pool): longer than the longest such preparation.
     distributed_timeout_minutes: float = 360.0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import torch
+
 from asva.config.schema import ExperimentConfig, StageConfig, TrackingConfig
 from asva.errors import ConfigError
 
@@ -15,6 +17,8 @@ KNOWN_ENCODER_KINDS = ("tiny_semantic", "tiny_masked", "imagebind", "beats")
 KNOWN_CURATION = ("auto", "none")
 KNOWN_TRACKING_BACKENDS = ("sqlite", "server")
 ENCODER_NAMES = ("a", "b")
+KNOWN_DEVICES = ("auto", "cpu", "cuda")
+KNOWN_PRECISIONS = ("auto", "fp32", "bf16-mixed")
 
 _LAYER_SPEC = re.compile(r"^[a-z]:\d+(-\d+)*$")
 
@@ -202,6 +206,12 @@ def validate(cfg: ExperimentConfig) -> None:
 
     _check_stage("train.pretrain", cfg.train.pretrain)
     _check_stage("train.finetune", cfg.train.finetune)
+    if cfg.train.device not in KNOWN_DEVICES:
+        raise ConfigError(f"train.device: must be one of {', '.join(KNOWN_DEVICES)}, got {cfg.train.device!r}")
+    if cfg.train.precision not in KNOWN_PRECISIONS:
+        raise ConfigError(f"train.precision: must be one of {', '.join(KNOWN_PRECISIONS)}, got {cfg.train.precision!r}")
+    if cfg.train.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: cuda, but torch finds no CUDA device here (use auto or cpu)")
     if cfg.train.distributed_timeout_minutes <= 0:
         raise ConfigError(f"train.distributed_timeout_minutes: must be > 0, got {cfg.train.distributed_timeout_minutes}")
     if cfg.eval.max_test_clips is not None:

@@ -3,7 +3,9 @@
 - One Linear per tapped encoder layer maps that layer's tokens into the denoiser's context width;
   the projected tokens of all taps are concatenated (each keeps its timestamp).
 - One audio cross-attention per temporal attention of the denoiser, inserted right before it: the
-  frame's spatial tokens are the queries, the audio tokens inside the frame's window the keys.
+  frame's spatial tokens are the queries, the audio tokens inside the frame's window the keys. The
+  audio tokens are projected to keys and values once per clip; each frame then attends to its own
+  window's keys only, so the cost grows with the window, not with the clip's token count.
 
 The cross-attention's output projection starts at zero, so at step 0 the model is exactly the
 frozen base model (the audio path adds nothing until it has learnt something).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from asva.models.attention import Attention
 from asva.models.tiny_unet import AudioContext, TinyVideoUNet, time_encoding
@@ -53,11 +56,25 @@ class AudioCrossAttention(nn.Module):
         The queries carry the frame's time and the keys their token's time (fixed sinusoids), so
         that inside its window a frame can tell a sound just before it from one just after it.
         """
-        audio_tokens = audio.tokens.repeat_interleave(frames, dim=0)  # [B*T, N, D]
         batch = tokens.shape[0] // frames
-        mask = audio.frame_mask.repeat(batch, 1)[:, None, None, :]  # [B*T, 1, 1, N]
-        when = time_encoding(audio.frame_times, tokens.shape[-1]).repeat(batch, 1)[:, None, :]
-        return self.attn(self.norm(tokens) + when, audio_tokens, mask=mask)
+        token_index = audio.frame_windows  # [T, W]; padding holds N
+        keys = gather_frame_windows(self.attn.to_k(audio.tokens), token_index)  # [B*T, W, C]
+        values = gather_frame_windows(self.attn.to_v(audio.tokens), token_index)
+        # Padding keys and values are zero, and a frame with an empty window attends to its first padding
+        # slot: its attention output is then exactly zero, where a softmax over no key is undefined.
+        attended = token_index < audio.tokens.shape[1]
+        attended[:, 0] = True
+        mask = attended.repeat(batch, 1)[:, None, None, :]  # [B*T, 1, 1, W]
+        when = time_encoding(audio.frame_times, tokens.shape[-1]).to(tokens.device).repeat(batch, 1)[:, None, :]
+        return self.attn.attend(self.norm(tokens) + when, keys, values, mask=mask)
+
+
+def gather_frame_windows(projected: torch.Tensor, token_index: torch.Tensor) -> torch.Tensor:
+    """Projected audio tokens [B, N, C] and each frame's window [T, W] (`AudioContext.frame_windows`,
+    padding = N) -> each frame's keys or values [B*T, W, C], all-zero at the padding."""
+    with_zero_token = F.pad(projected, (0, 0, 0, 1))
+    # index_select rather than advanced indexing: its backward (index_add) is several times faster on the CPU.
+    return with_zero_token.index_select(1, token_index.flatten()).unflatten(1, token_index.shape).flatten(0, 1)
 
 
 def attach_audio_adapters(unet: TinyVideoUNet, heads: int, context_dim: int) -> nn.ModuleList:

@@ -11,22 +11,35 @@ from asva.config.schema import ModelConfig
 from asva.data.audio import MEL_BINS
 from asva.models.adapters import ADAPTER_PREFIXES, AudioProjections, attach_audio_adapters, attach_dynamicrafter_audio_adapters
 from asva.models.dynamicrafter import DynamiCrafterUNet
-from asva.models.audio_encoders import TinyAudioEncoder
 from asva.models.conditioning import ConvImageEncoder, HashedTextEncoder
 from asva.models.first_stage import PCAPatchAutoencoder, frames_to_unit
+from asva.models.imagebind import ImageBindAudio
+from asva.models.placement import CPU_FP32, Placement
 from asva.models.tiny_unet import AudioContext, TinyVideoUNet, time_encoding
 from asva.models.window_mask import frame_times, window_mask
 
 
 @dataclass
 class AudioFeatures:
-    """Tapped encoder states {(encoder, layer): [N, tokens, dim]} and each token's time [tokens]."""
+    """Tapped encoder states {(encoder, layer): [N, tokens, dim]}, each token's time [tokens], and
+    which tokens are global [tokens] (they summarise the whole clip, `global_token_flags`)."""
 
     states: dict[tuple[str, int], torch.Tensor]
     token_times: torch.Tensor
+    global_tokens: torch.Tensor
 
     def select(self, index: torch.Tensor | slice) -> "AudioFeatures":
-        return AudioFeatures({tap: value[index] for tap, value in self.states.items()}, self.token_times)
+        return AudioFeatures({tap: value[index] for tap, value in self.states.items()}, self.token_times, self.global_tokens)
+
+
+def global_token_flags(encoder: nn.Module, num_tokens: int) -> torch.Tensor:
+    """[num_tokens] True for the tokens that summarise the whole clip rather than a moment of it:
+    ImageBind's CLS token, first in its sequence (`ImageBindAudio.token_times`, which gives it the
+    clip's centre). BEATs and the stand-ins have patch tokens only."""
+    flags = torch.zeros(num_tokens, dtype=torch.bool)
+    if isinstance(encoder, ImageBindAudio):
+        flags[0] = True
+    return flags
 
 
 @dataclass
@@ -59,8 +72,8 @@ class ImageToVideoBase(nn.Module):
         """
         first = frames_to_unit(frames_uint8[:, :1])
         first_latent = self.first_stage.encode(first)
-        image_tokens = self.image_encoder(first[:, 0]) * (~drop_image).float()[:, None, None]
-        text_tokens = self.text_encoder(captions) * (~drop_text).float()[:, None, None]
+        image_tokens = self.image_encoder(first[:, 0]) * (~drop_image).float().to(first.device)[:, None, None]
+        text_tokens = self.text_encoder(captions) * (~drop_text).float().to(first.device)[:, None, None]
         return Conditions(first_latent=first_latent, context=torch.cat([text_tokens, image_tokens], dim=1))
 
     def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, cond: Conditions) -> torch.Tensor:
@@ -92,13 +105,25 @@ class ASVAModel(nn.Module):
         self.taps = taps
         self.window_radius = window_radius
         self.fps = fps
+        self.global_audio_token_every_frame = cfg.global_audio_token_every_frame
         self._fbank_frames = fbank_frames
         self._null_audio: AudioFeatures | None = None
+        self.placement = CPU_FP32  # where and in which precision it computes (`place`)
         self.audio_projections = AudioProjections(taps, {n: e.dim for n, e in encoders.items()}, cfg.context_dim)
         if isinstance(base.unet, DynamiCrafterUNet):
             self.audio_cross_attn = attach_dynamicrafter_audio_adapters(base.unet, cfg.context_dim, base.unet.spec.num_head_channels)
         else:
             self.audio_cross_attn = attach_audio_adapters(base.unet, cfg.heads, cfg.context_dim)
+
+    def place(self, placement: Placement, gradient_checkpointing: bool = False) -> "ASVAModel":
+        """Move to the job's device and precision (asva/models/placement.py): under bf16-mixed the
+        frozen parts in bf16, the adapters in fp32; optionally recompute the denoiser's blocks in
+        the backward pass instead of keeping their activations."""
+        placement.place(self, trainable=[self.audio_projections, self.audio_cross_attn])
+        self.placement = placement
+        self._null_audio = None
+        self.base.unet.gradient_checkpointing = gradient_checkpointing
+        return self
 
     def train(self, mode: bool = True) -> "ASVAModel":
         """Only the adapters ever switch to training mode; the frozen parts stay in eval mode."""
@@ -108,12 +133,12 @@ class ASVAModel(nn.Module):
         return self
 
     def reset_adapters(self, seed: int) -> None:
-        """Fresh adapter weights drawn from `seed` (the cross-attention outputs start at zero)."""
+        """Fresh adapter weights drawn from `seed` (the cross-attention outputs start at zero), drawn
+        on the CPU so that they are the same on any device."""
         torch.manual_seed(seed)
-        for linear in self.audio_projections.linears.values():
-            linear.reset_parameters()
-        for block in self.audio_cross_attn:
-            block.reset_parameters()
+        for module in [*self.audio_projections.linears.values(), *self.audio_cross_attn]:
+            module.cpu().reset_parameters()
+            module.to(self.placement.device)
 
     def adapter_parameters(self) -> list[nn.Parameter]:
         # Not via named_parameters(): the cross-attentions are registered in the UNet too, and
@@ -150,39 +175,55 @@ class ASVAModel(nn.Module):
 
                 waveform = AF.resample(waveform.float(), sample_rate, 16000)
         states: dict[tuple[str, int], list[torch.Tensor]] = {tap: [] for tap in self.taps}
+        to_device = self.placement.to_device
         for start in range(0, fbank.shape[0], batch_size):
             rows = slice(start, start + batch_size)
-            hidden = {
-                name: self.encoders[name](waveform[rows] if self._needs_waveform(name) else fbank[rows]) for name in names
-            }
+            with self.placement.autocast():
+                hidden = {
+                    name: self.encoders[name](to_device(waveform[rows]) if self._needs_waveform(name) else to_device(fbank[rows]))
+                    for name in names
+                }
             for name, layer in self.taps:
                 states[(name, layer)].append(hidden[name][layer])
-        times = torch.cat([self.encoders[name].token_times(fbank.shape[1]) for name, _ in self.taps])
-        return AudioFeatures({tap: torch.cat(chunks) for tap, chunks in states.items()}, times)
+        return AudioFeatures({tap: torch.cat(chunks) for tap, chunks in states.items()}, *self._token_layout(fbank.shape[1]))
 
     @torch.no_grad()
     def null_audio(self, num_fbank_frames: int) -> AudioFeatures:
         """Features of an all-zero (normalised) filterbank: the null audio of classifier-free guidance
         (as AVSyncD), for every encoder in its own input normalisation."""
         if self._null_audio is None:
-            zeros = torch.zeros(1, num_fbank_frames, MEL_BINS)
+            zeros = torch.zeros(1, num_fbank_frames, MEL_BINS, device=self.placement.device)
             hidden = {
                 name: self.encoders[name].null_states(num_fbank_frames) if self._needs_waveform(name) else self.encoders[name](zeros)
                 for name in sorted({name for name, _ in self.taps})
             }
-            times = torch.cat([self.encoders[name].token_times(num_fbank_frames) for name, _ in self.taps])
-            self._null_audio = AudioFeatures({(name, layer): hidden[name][layer] for name, layer in self.taps}, times)
+            states = {(name, layer): hidden[name][layer] for name, layer in self.taps}
+            self._null_audio = AudioFeatures(states, *self._token_layout(num_fbank_frames))
         return self._null_audio
 
+    def _token_layout(self, num_fbank_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Times [N] and global flags [N] of the tapped tokens, concatenated in tap order."""
+        times = [self.encoders[name].token_times(num_fbank_frames) for name, _ in self.taps]
+        flags = [global_token_flags(self.encoders[name], len(t)) for (name, _), t in zip(self.taps, times)]
+        return torch.cat(times), torch.cat(flags)
+
     def audio_context(self, features: AudioFeatures, drop_audio: torch.Tensor, num_frames: int) -> AudioContext:
-        """Project the tapped layers; rows flagged in drop_audio get the null audio."""
+        """Project the tapped layers; rows flagged in drop_audio get the null audio.
+
+        Every frame sees the tokens of its time window and, with `global_audio_token_every_frame`,
+        every tap's global token (asva-eccv2024 Section 4.2 appends it to each frame's segment);
+        without it a global token passes the window at its own time like a patch."""
         states = features.states
-        if drop_audio.any():
+        if drop_audio.any():  # the flags stay on the host: no device sync for this decision
             null = self.null_audio(self._fbank_frames).states
-            states = {tap: torch.where(drop_audio[:, None, None], null[tap], value) for tap, value in states.items()}
+            dropped = drop_audio.to(self.placement.device)[:, None, None]
+            states = {tap: torch.where(dropped, null[tap], value) for tap, value in states.items()}
         times = frame_times(num_frames, self.fps)
         mask = window_mask(times, features.token_times, self.window_radius, self.fps)
-        tokens = self.audio_projections(states) + time_encoding(features.token_times, self.audio_projections.context_dim)
+        if self.global_audio_token_every_frame:
+            mask = mask | features.global_tokens.to(mask.device)
+        when = time_encoding(features.token_times, self.audio_projections.context_dim).to(self.placement.device)
+        tokens = self.audio_projections(states) + when
         return AudioContext(tokens=tokens, frame_mask=mask, frame_times=times)
 
     def conditions(

@@ -19,19 +19,18 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(context_dim, dim, bias=False)
         self.to_out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`mask` broadcasts to [B, heads, Lq, Lk]; True = may attend.
-
-        A query whose mask row is all False attends to nothing and gets a zero output (rather than
-        the NaN of a softmax over an empty set).
-        """
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         context = x if context is None else context
+        return self.attend(x, self.to_k(context), self.to_v(context))
+
+    def attend(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Queries from `x` over keys and values already projected by `to_k` and `to_v` ([B, Lk, dim]),
+        for a caller that projects a context once and hands each query row its own part of it.
+
+        `mask` broadcasts to [B, heads, Lq, Lk], True = may attend; it must leave every query at least
+        one key (a softmax over nothing is not defined).
+        """
         batch = x.shape[0]
-        q, k, v = (
-            proj(src).unflatten(-1, (self.heads, -1)).transpose(1, 2)
-            for proj, src in ((self.to_q, x), (self.to_k, context), (self.to_v, context))
-        )
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (self.to_q(x), keys, values))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        if mask is not None:
-            out = torch.nan_to_num(out) * mask.any(dim=-1, keepdim=True)
         return self.to_out(out.transpose(1, 2).reshape(batch, x.shape[1], -1))

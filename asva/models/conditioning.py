@@ -31,11 +31,11 @@ class HashedTextEncoder(nn.Module):
 
     def forward(self, captions: list[str]) -> torch.Tensor:
         """[B, MAX_WORDS, D]; padding positions are zero."""
-        out = torch.zeros(len(captions), MAX_WORDS, self.position.shape[1])
+        out = self.position.new_zeros(len(captions), MAX_WORDS, self.position.shape[1])
         for row, caption in enumerate(captions):
             ids = self.word_ids(caption)
             if ids:
-                out[row, : len(ids)] = self.embedding(torch.tensor(ids)) + self.position[: len(ids)]
+                out[row, : len(ids)] = self.embedding(torch.tensor(ids, device=out.device)) + self.position[: len(ids)]
         return out
 
 

@@ -45,10 +45,12 @@ def noised_batch(
     whole batch are drawn (so every data-parallel rank draws what one process would) and the rows' kept.
     """
     drawn = latents.shape[0] if batch_size is None else batch_size
+    # Drawn on the generator's device (the CPU), then moved: the same noise on any device.
     noise = torch.randn((drawn, *latents.shape[1:]), generator=generator)
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (drawn,), generator=generator)
     if rows is not None:
         noise, timesteps = noise[rows], timesteps[rows]
+    noise, timesteps = noise.to(latents.device, latents.dtype), timesteps.to(latents.device)
     noisy = scheduler.add_noise(latents, noise, timesteps)
     if scheduler.config.prediction_type == "v_prediction":
         return noisy, timesteps, scheduler.get_velocity(latents, noise, timesteps)

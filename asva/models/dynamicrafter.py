@@ -17,13 +17,13 @@ names and parameter shapes of the official one, so that `model.diffusion_model.*
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from asva.models.tiny_unet import AudioContext
+from asva.models.tiny_unet import AudioContext, run_block
 
 TEXT_TOKENS = 77  # OpenCLIP's context length: the first 77 context tokens are text, the rest image
 
@@ -300,6 +300,7 @@ class DynamiCrafterUNet(nn.Module):
 
     def __init__(self, spec: UNetSpec = UNetSpec(), dropout: float = 0.1):
         super().__init__()
+        self.gradient_checkpointing = False  # set by the job (train.gradient_checkpointing)
         self.spec = spec
         mc = spec.model_channels
         emb_dim = mc * 4
@@ -380,14 +381,15 @@ class DynamiCrafterUNet(nn.Module):
         emb = emb.repeat_interleave(frames, dim=0)
         h = x.transpose(1, 2).flatten(0, 1)
         skips = []
+        checkpointed = self.gradient_checkpointing
         for index, block in enumerate(self.input_blocks):
-            h = block(h, emb, context, frames, audio)
+            h = run_block(block, h, emb, context, frames, audio, checkpointed=checkpointed)
             if index == 0 and spec.addition_attention:
-                h = self.init_attn(h, emb, context, frames)
+                h = run_block(self.init_attn, h, emb, context, frames, checkpointed=checkpointed)
             skips.append(h)
-        h = self.middle_block(h, emb, context, frames, audio)
+        h = run_block(self.middle_block, h, emb, context, frames, audio, checkpointed=checkpointed)
         for block in self.output_blocks:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb, context, frames, audio)
+            h = run_block(block, torch.cat([h, skips.pop()], dim=1), emb, context, frames, audio, checkpointed=checkpointed)
         return self.out(h).unflatten(0, (batch, frames)).transpose(1, 2)
 
 

@@ -259,7 +259,7 @@ class DynamiCrafterBase(nn.Module):
         first = frames_to_unit(frames_uint8[:, :1])
         first_latent = self.first_stage.encode(first)
         text = self.text_encoder(["" if drop else caption for caption, drop in zip(captions, drop_text.tolist())])
-        image_input = first[:, 0] * (~drop_image).to(first.dtype)[:, None, None, None]
+        image_input = first[:, 0] * (~drop_image).to(first.device, first.dtype)[:, None, None, None]
         image = self.image_proj(self.image_encoder(image_input))
         return Conditions(first_latent=first_latent, context=torch.cat([text, image], dim=1))
 
@@ -267,6 +267,28 @@ class DynamiCrafterBase(nn.Module):
         x = torch.cat([noisy, cond.first_latent.expand_as(noisy)], dim=1)
         fs = torch.full((noisy.shape[0],), self.frame_stride, dtype=torch.long, device=noisy.device)
         return self.unet(x, timesteps, cond.context, fs=fs, audio=cond.audio)
+
+
+def build_dynamicrafter_base(variant: str, frame_stride: int | None = None, width: str = "full") -> tuple[DynamiCrafterBase, dict[str, nn.Module]]:
+    """The DynamiCrafter base with random weights, and its parts by their checkpoint prefixes."""
+    settings = VARIANTS[variant]
+    text, image = open_clip_text_and_image(width)
+    parts = {
+        "unet": DynamiCrafterUNet(unet_spec(variant, width)),
+        "first_stage_model": sd_vae(width),
+        "cond_stage_model": text,
+        "embedder": image,
+        "image_proj_model": Resampler(PAPER_WIDTHS[width].resampler),
+    }
+    base = DynamiCrafterBase(
+        parts["unet"],
+        LatentCodec(parts["first_stage_model"], settings["latent_scale"]),
+        OpenCLIPText(text),
+        OpenCLIPImage(image),
+        parts["image_proj_model"],
+        frame_stride if frame_stride is not None else settings["unet"].default_fs,
+    )
+    return base.requires_grad_(False).eval(), parts
 
 
 def load_dynamicrafter_base(
@@ -279,22 +301,6 @@ def load_dynamicrafter_base(
     if not checkpoint:
         raise DataError("model.base_checkpoint: the paper model needs DynamiCrafter's official model.ckpt (nothing is downloaded)")
     state = read_lightning_state(checkpoint)  # a missing or wrong file fails before 2B parameters are built
-    settings = VARIANTS[variant]
-    text, image = open_clip_text_and_image(width)
-    parts = {
-        "unet": DynamiCrafterUNet(unet_spec(variant, width)),
-        "first_stage_model": sd_vae(width),
-        "cond_stage_model": text,
-        "embedder": image,
-        "image_proj_model": Resampler(PAPER_WIDTHS[width].resampler),
-    }
+    base, parts = build_dynamicrafter_base(variant, frame_stride, width)
     load_parts(state, parts)
-    base = DynamiCrafterBase(
-        parts["unet"],
-        LatentCodec(parts["first_stage_model"], settings["latent_scale"]),
-        OpenCLIPText(text),
-        OpenCLIPImage(image),
-        parts["image_proj_model"],
-        frame_stride if frame_stride is not None else settings["unet"].default_fs,
-    )
-    return base.requires_grad_(False).eval()
+    return base

@@ -12,20 +12,42 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from asva.models.attention import Attention
 
 
 @dataclass
 class AudioContext:
-    """Projected audio tokens [B, N, D], per frame which tokens it may see [T, N], frame times [T] (s)."""
+    """Projected audio tokens [B, N, D] (on the model's device), per frame which tokens it may see
+    [T, N] and frame times [T] (s), both on the host: they are the window's layout, not activations.
+
+    `frame_mask` holds the time window (asva/models/window_mask.py) and, when the model shows them to
+    every frame, the clip-level global tokens."""
 
     tokens: torch.Tensor
     frame_mask: torch.Tensor
     frame_times: torch.Tensor
+
+    @cached_property
+    def frame_windows(self) -> torch.Tensor:
+        """Each frame's visible tokens as a padded list of token indices [T, W], W being the widest
+        window (at least 1); padding entries hold N, one past the last token. On the tokens' device.
+
+        Lets the audio cross-attention gather each frame's few keys instead of masking all N. Cached:
+        every audio cross-attention of a forward pass reads the same windows. Computed on the host,
+        where the mask lives (its width decides a shape), then moved: no device sync per forward."""
+        frame_mask = self.frame_mask.cpu()
+        visible_counts = frame_mask.sum(dim=1)
+        width = max(1, int(visible_counts.max()))
+        # A stable sort brings each row's visible tokens to the front, in token order.
+        token_index = torch.argsort(~frame_mask, dim=1, stable=True)[:, :width]
+        padding = torch.arange(width) >= visible_counts[:, None]
+        return token_index.masked_fill(padding, frame_mask.shape[1]).to(self.tokens.device)
 
 
 def time_encoding(times_s: torch.Tensor, dim: int) -> torch.Tensor:
@@ -37,9 +59,17 @@ def time_encoding(times_s: torch.Tensor, dim: int) -> torch.Tensor:
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
-    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half)
     args = timesteps.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def run_block(block: nn.Module, *inputs, checkpointed: bool = False):
+    """`block(*inputs)`; checkpointed (train.gradient_checkpointing), its activations are recomputed
+    in the backward pass instead of kept, and the audio adapters inside it still get their gradients."""
+    if checkpointed and torch.is_grad_enabled():
+        return checkpoint(block, *inputs, use_reentrant=False)
+    return block(*inputs)
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -126,6 +156,7 @@ class TinyVideoUNet(nn.Module):
             self.upsample.append(nn.Identity() if first else nn.Upsample(scale_factor=2, mode="nearest"))
             previous = width
         self.out = nn.Sequential(_norm(previous), nn.SiLU(), nn.Conv2d(previous, latent_channels, 3, padding=1))
+        self.gradient_checkpointing = False  # set by the job (train.gradient_checkpointing)
 
     def transformers(self) -> list[VideoTransformer]:
         return list(self.down_attn) + list(self.up_attn)
@@ -144,13 +175,16 @@ class TinyVideoUNet(nn.Module):
         temb = self.time_embed(timestep_embedding(timesteps, self.base_channels)).repeat_interleave(frames, dim=0)
         h = self.conv_in(x)
         skips = []
+        checkpointed = self.gradient_checkpointing
         for res, attn, down in zip(self.down_res, self.down_attn, self.downsample):
-            h = attn(res(h, temb, frames), context, frames, audio)
+            h = run_block(res, h, temb, frames, checkpointed=checkpointed)
+            h = run_block(attn, h, context, frames, audio, checkpointed=checkpointed)
             skips.append(h)
             h = down(h)
-        h = self.mid(h, temb, frames)
+        h = run_block(self.mid, h, temb, frames, checkpointed=checkpointed)
         for res, attn, up in zip(self.up_res, self.up_attn, self.upsample):
-            h = attn(res(torch.cat([h, skips.pop()], dim=1), temb, frames), context, frames, audio)
+            h = run_block(res, torch.cat([h, skips.pop()], dim=1), temb, frames, checkpointed=checkpointed)
+            h = run_block(attn, h, context, frames, audio, checkpointed=checkpointed)
             h = up(h)
         out = self.out(h)
         return out.unflatten(0, (batch, frames)).transpose(1, 2)

@@ -22,6 +22,7 @@ from asva.errors import ConfigError, DataError
 from asva.models.asva_model import ASVAModel, ImageToVideoBase
 from asva.models.audio_encoders import TinyAudioEncoder
 from asva.models.first_stage import frames_to_unit
+from asva.models.placement import resolve as resolve_placement
 from asva.models.diffusion import drop_masks, noised_batch, training_scheduler
 from asva.training.checkpoint import build_once, load_checkpoint
 from asva.training.loop import LoopSpec, train_loop
@@ -180,10 +181,13 @@ def tapped_encoders(cfg: ExperimentConfig) -> dict[str, AudioEncoderConfig]:
 
 def build_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path, fbank_frames: int) -> ASVAModel:
     """The job's model: its frozen parts (loaded from their checkpoints, or the stand-ins trained once on
-    the pool and cached) and fresh adapters drawn from `cfg.seed`. Every entry point builds it here."""
+    the pool and cached) and fresh adapters drawn from `cfg.seed`, placed on `train.device` in
+    `train.precision` (asva/models/placement.py). Every entry point builds it here."""
     if pool is None and frozen_parts_need_pool(cfg):
         raise DataError("data.pool_root: the frozen stand-in parts train on a pretraining pool; none is configured")
     encoders = {name: audio_encoder(name, encoder, pool, cache_dir) for name, encoder in tapped_encoders(cfg).items()}
     model = ASVAModel(base_model(cfg, pool, cache_dir), encoders, taps(cfg), cfg.window_radius, cfg.data.fps, cfg.model, fbank_frames)
     model.reset_adapters(cfg.seed)
-    return model
+    placement = resolve_placement(cfg.train.device, cfg.train.precision)
+    log.info("model on %s (%s)", placement.device, "bf16-mixed" if placement.mixed else "fp32")
+    return model.place(placement, cfg.train.gradient_checkpointing)
