@@ -128,6 +128,8 @@ def test_a_training_job_runs_on_the_paper_model(tmp_path, session_store, monkeyp
     assert run.info.status == "FINISHED"
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 2
     assert "event_sync" in run.data.metrics and "final_train_loss" in run.data.metrics
+    # The paper presets sample no null-audio pass (eval.null_audio_control=false): no control metric.
+    assert not [name for name in run.data.metrics if "null_audio" in name]
     assert run.data.params["cfg.model.name"] == "dynamicrafter"
 
     # Only the adapters changed: the frozen parts equal the files, the adapters left their start.

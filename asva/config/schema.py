@@ -245,6 +245,9 @@ class EvalConfig:
     # FVD, IA, IT, RelSync, AlignSync (`_embedded` names with stand-in networks) beside the above.
     paper_metrics: bool = True
     fid: bool = False  # FID of frames (needs eval.networks.fid_inception_checkpoint)
+    # Also sample every test clip with the null audio, for the `<metric>_null_audio` controls (does the
+    # model use the audio at all?); doubles the sampling. Off in the paper-model presets.
+    null_audio_control: bool = True
     # Also score held-out clips of the pool-only classes as `<metric>_openclass` (synthetic only:
     # real datasets have no open-class split and log none; asva/data/openclass.py).
     openclass: bool = True

@@ -101,20 +101,24 @@ def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int, 
         test = test.subset(list(range(min(len(test), cfg.eval.max_test_clips))))
     features = model.encode_audio(test.fbank, test.audio, cfg.data.sample_rate)
     captions = [label.replace("_", " ") for label in test.labels]
-    outputs: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+    # The null-audio pass only feeds the `_null_audio` controls: sampled only when they are asked for.
+    passes = (True, False) if cfg.eval.null_audio_control else (True,)
+    outputs: dict[bool, list[torch.Tensor]] = {use_audio: [] for use_audio in passes}
     batches = range(0, len(test), cfg.eval.batch_size)
-    for start in progress(batches, desc="sampling test clips (with and without audio)", unit="batch"):
+    what = "with and without audio" if cfg.eval.null_audio_control else "with audio"
+    for start in progress(batches, desc=f"sampling test clips ({what})", unit="batch"):
         index = torch.arange(start, min(start + cfg.eval.batch_size, len(test)))
-        for use_audio in (True, False):
+        for use_audio in passes:
             # The same starting noise for both, so the difference is the audio alone.
             generator = torch.Generator().manual_seed(seed * 1_000_003 + start)
             outputs[use_audio].append(
                 sample(model, test.frames[index], features.select(index), [captions[i] for i in index], cfg.diffusion, generator, use_audio)
             )
     generated = torch.cat(outputs[True]).numpy()
-    without_audio = torch.cat(outputs[False]).numpy()
     real = test.frames.numpy()
-    candidates = {"": generated, "_null_audio": without_audio, REFERENCES["groundtruth"]: real, REFERENCES["static"]: static_videos(real)}
+    candidates = {"": generated, REFERENCES["groundtruth"]: real, REFERENCES["static"]: static_videos(real)}
+    if cfg.eval.null_audio_control:
+        candidates["_null_audio"] = torch.cat(outputs[False]).numpy()
     metrics, skipped = skeleton_metrics(test, candidates, cfg)
     metrics["num_test_clips"] = float(len(test))
     per_class: list[dict[str, object]] = []
