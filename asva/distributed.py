@@ -107,11 +107,18 @@ def average_gradients(parameters: list[torch.nn.Parameter]) -> None:
         offset += grad.numel()
 
 
+def collective_device() -> torch.device:
+    """Where the process group's collectives take their tensors: NCCL's on this rank's GPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def mean_across_ranks(value: float) -> float:
     world = current()
     if world.size == 1:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    tensor = torch.tensor([value], dtype=torch.float64, device=collective_device())
     dist.all_reduce(tensor)
     return float(tensor.item() / world.size)
 
