@@ -116,9 +116,10 @@ def evaluate(model: ASVAModel, test: ClipSet, cfg: ExperimentConfig, seed: int, 
             )
     generated = torch.cat(outputs[True]).numpy()
     real = test.frames.numpy()
-    candidates = {"": generated, REFERENCES["groundtruth"]: real, REFERENCES["static"]: static_videos(real)}
+    candidates = {"": generated}
     if cfg.eval.null_audio_control:
         candidates["_null_audio"] = torch.cat(outputs[False]).numpy()
+    candidates |= {REFERENCES["groundtruth"]: real, REFERENCES["static"]: static_videos(real)}
     metrics, skipped = skeleton_metrics(test, candidates, cfg)
     metrics["num_test_clips"] = float(len(test))
     per_class: list[dict[str, object]] = []
