@@ -86,7 +86,7 @@ def test_two_ranks_train_both_stages_like_one_process_and_resume_on_one(tmp_path
     while not (gate / f"held-{HELD_AT}").exists():
         assert killed.poll() is None and time.monotonic() < deadline, "the 2-rank run ended before it was held"
         time.sleep(0.05)
-    os.killpg(killed.pid, signal.SIGKILL)
+    kill_every_process_of(str(tmp_path / "moved"))  # torchrun and its ranks (they run in sessions of their own)
     killed.wait()
     [moved] = (tmp_path / "moved").glob("*/*/finetune.pt")
     assert load_checkpoint(moved)["step"] == HELD_AT
@@ -97,6 +97,29 @@ def test_two_ranks_train_both_stages_like_one_process_and_resume_on_one(tmp_path
     moved = load_checkpoint(moved)
     assert moved["step"] == STEPS
     assert_same_weights(one["weights"], moved["weights"])
+
+
+def kill_every_process_of(argument: str) -> None:
+    """SIGKILL every process whose command line holds `argument`, and wait until they are gone."""
+    def matching() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and argument in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:  # ended meanwhile
+                continue
+        return found
+
+    deadline = time.monotonic() + 60
+    while pids := matching():
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert time.monotonic() < deadline, pids
+        time.sleep(0.1)
 
 
 def test_each_rank_encodes_only_its_own_rows(monkeypatch):
