@@ -18,8 +18,18 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from analysis.plots import INTERVAL, PARADIGMS, SEED, figure_title, panel_grid, panel_title, reference_lines, shared_legend
-from analysis.tables import MISSING, NULL_AUDIO_SUFFIX, TERMINAL_COLUMNS, Table, by_family, iter_groups, markdown_table, metric_info
+from analysis.plots import (
+    INTERVAL,
+    PARADIGMS,
+    SEED,
+    figure_title,
+    panel_grid,
+    panel_title,
+    reference_lines,
+    shared_legend,
+)
+from analysis.tables import MISSING, TERMINAL_COLUMNS, Table, by_family, iter_groups, markdown_table, metric_info
+from asva.tracking.store import NULL_AUDIO_SUFFIX
 
 COLUMNS = ["group", "metric", "k_finetune_only", "value_finetune_only", "k_pretrain", "value_pretrain", "ratio"]
 

@@ -20,7 +20,8 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from analysis.tables import NULL_AUDIO_SUFFIX, REFERENCES, Table, by_family, iter_groups, metric_info, sorted_values
+from analysis.tables import REFERENCES, Table, by_family, iter_groups, metric_info, sorted_values
+from asva.tracking.store import NULL_AUDIO_SUFFIX
 
 PANELS_PER_ROW = 3
 PANEL_INCHES = (4.4, 3.4)  # width, height: 528 x 408 px at the 120 dpi of outputs.write_outputs

@@ -26,16 +26,22 @@ import pandas as pd
 
 from analysis.runs import FINISHED, MODEL_NAME, metric_columns
 from analysis.stats import ALPHA, UNTESTED, PairedGain, paired_gain
-from asva.tracking.store import BOOKKEEPING_METRICS, CONTRACT_PARAMS
+from asva.tracking.store import (
+    BOOKKEEPING_METRICS,
+    CONTRACT_PARAMS,
+    EMBEDDED_SUFFIX,
+    GROUNDTRUTH_SUFFIX,
+    NULL_AUDIO_SUFFIX,
+    OPENCLASS_SUFFIX,
+    PAPER_METRICS,
+    STATIC_SUFFIX,
+)
 
 # Metrics listed first, in the paper's column order, then their embedded stand-ins.
-METRIC_ORDER = ("fvd", "ia", "it", "relsync", "alignsync", "fd_pixel_synth", "event_sync")
+METRIC_ORDER = (*PAPER_METRICS, "fd_pixel_synth", "event_sync")
 # The columns of the paper's Tables 1-3 and Fig. 4, and EventSync, the embedded default's own
-# synchronization score: a printed table's main columns.
-PAPER_COLUMNS = ("fvd", "ia", "it", "relsync", "alignsync", "event_sync")
-NULL_AUDIO_SUFFIX = "_null_audio"
-OPENCLASS_SUFFIX = "_openclass"  # evaluated on classes the benchmark lacks (pretraining pool only)
-EMBEDDED_SUFFIX = "_embedded"  # the embedded default's stand-in of a paper metric
+# synchronization score: a printed table's main columns. (Metric-name suffixes: asva/tracking/store.py.)
+PAPER_COLUMNS = (*PAPER_METRICS, "event_sync")
 # Printed tables of one dataset, in order: a family's metrics share a table. The main, open-class
 # and null-audio tables hold the paper's columns (as scored, on open-class clips, without audio),
 # "other" every other metric, open-class and null-audio variants included.
@@ -51,7 +57,7 @@ NOT_SIGNIFICANT = "†"
 NOT_TESTED = "‡"
 HIGHER_THAN_ABOVE = "▲"  # significantly higher than the row above (Fig. 4a, 4b)
 LOWER_THAN_ABOVE = "▼"
-REFERENCES = {"_ref_groundtruth": "Groundtruth", "_ref_static": "Static"}
+REFERENCES = {GROUNDTRUTH_SUFFIX: "Groundtruth", STATIC_SUFFIX: "Static"}
 # Params that differ between the seeds of one row by design.
 PER_SEED_PARAMS = ("seed", "config_hash")
 MISSING = "–"
@@ -107,6 +113,9 @@ KNOWN_METRICS = {
         MetricInfo("it", "IT", "IT", True, 2),
         MetricInfo("relsync", "RelSync", "RelSync", True, 2),
         MetricInfo("alignsync", "AlignSync", "AlignSync", True, 2),
+        # The project's small classifier on real data (docs/metrics.md): a table of its own, not the paper's column.
+        MetricInfo("relsync_asva", "RelSync (small classifier)", "RelSync-asva", True, 2),
+        MetricInfo("alignsync_asva", "AlignSync (small classifier)", "AlignSync-asva", True, 2),
         MetricInfo("fd_pixel_synth", "FD-pixel (synthetic)", f"FD-pixel{STAND_IN}", False, 1),
         MetricInfo("event_sync", "EventSync (synthetic)", f"EventSync{STAND_IN}", True, 2),
     )

@@ -11,7 +11,8 @@ A configuration that already has a finished run (same `config_hash` param) is no
 its job returns the recorded metrics. Delete that run in MLflow to train it anew.
 
 Under torchrun or a multi-task SLURM job every rank trains its share of each batch; rank 0 alone
-opens the MLflow run, writes checkpoints and evaluates.
+opens the MLflow run and writes checkpoints; the evaluation clips are sampled by every rank, a share
+each, and scored by rank 0 (asva/evaluation/generation.py).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from asva import distributed
 from asva.config.schema import ExperimentConfig
-from asva.config.validate import parse_k, validate
+from asva.config.validate import paper_recipe_warning, parse_k, validate
 from asva.data import sources
-from asva.data.dataset import ClipSet, kshot_indices, load_pool, load_split
-from asva.data.leakcheck import assert_no_test_leak
+from asva.data.audio import fbank_frames
+from asva.data.dataset import ClipSet, job_pool, kshot_indices, load_split
+from asva.data.leakcheck import write_leak_removed
 from asva.data.media import write_video
 from asva.errors import ConfigError
 from asva.evaluation.evaluate import evaluate
@@ -68,6 +70,8 @@ def contract_params(cfg: ExperimentConfig) -> dict[str, str]:
 def check_before_compute(cfg: ExperimentConfig) -> tuple[Path, int | None]:
     """Every check that needs no compute: values, paths, K against the split. Returns (root, K)."""
     validate(cfg)
+    if (warning := paper_recipe_warning(cfg)) is not None:
+        log.warning(warning)
     k = parse_k(cfg.k)
     root = sources.benchmark_root(cfg.data, Path(cfg.paths.cache_dir))
     if cfg.pretrain:
@@ -150,8 +154,9 @@ def run_job(cfg: ExperimentConfig, parent_run_id: str | None = None) -> dict[str
     """Train and evaluate one configuration; returns its metrics (None when the job is redundant)."""
     root, k = check_before_compute(cfg)
     counts = sources.train_videos_per_class(cfg.data, root)
-    if is_whole_split(k, counts) and cfg.seed != 0 and cfg.finetune:
-        log.warning("k=%s is the whole training split: one run (seed 0) covers it; seed %d skipped", cfg.k, cfg.seed)
+    if cfg.whole_split_once and is_whole_split(k, counts) and cfg.seed != 0 and cfg.finetune:
+        log.warning("k=%s is the whole training split: one run (seed 0) covers it (whole_split_once); seed %d skipped",
+                    cfg.k, cfg.seed)
         return None
     if k == 0 and not cfg.pretrain:
         log.warning("k=0 without pretraining would evaluate untrained adapters; job skipped")
@@ -207,23 +212,33 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
     test = load_split(root, "test", cfg.data, cache_dir)
     # Scored as the papers do: 3 clips per test video, evenly spaced over it (asva/evaluation/protocol.py).
     test_clips = evaluation_clips(root, "test", cfg.data, cache_dir)
-    pool_path = sources.pool_root(cfg.data, root)
-    pool = load_pool(cfg.data, pool_path, cache_dir) if pool_path else None
-    if pool is not None:
-        assert_no_test_leak(pool, test)  # the test split never reaches pretraining
+    pool, leaks = job_pool(cfg.data, root, cache_dir)  # no evaluation video's footage reaches training
+    if main and pool is not None:
+        run.log_metrics({"pool_leaks_removed": len(leaks)})
+        if leaks:
+            with tempfile.TemporaryDirectory() as tmp:
+                run.log_artifact(write_leak_removed(Path(tmp) / "leak_removed.csv", leaks))
     skipped = train.skipped + test.skipped + (pool.skipped if pool else [])
-    if main:
-        run.log_metrics({"data_skipped_files": len(skipped)})
-        if skipped:
-            run.log_text("\n".join(skipped) + "\n", "skipped_files.txt")
+    unreadable: set[str] = set()  # clips training met and could not read (streamed videos)
 
-    model = build_model(cfg, pool, cache_dir, train.fbank.shape[1])
+    def log_skipped_files() -> None:
+        everything = skipped + sorted(unreadable)
+        run.log_metrics({"data_skipped_files": len(everything)})
+        if everything:
+            run.log_text("\n".join(everything) + "\n", "skipped_files.txt")
+
+    if main:
+        log_skipped_files()
+
+    model = build_model(cfg, pool, cache_dir, fbank_frames(cfg.data.clip_seconds, cfg.data.sample_rate))
     if main:
         run.log_params({"trainable_parameters": str(sum(p.numel() for p in model.adapter_parameters()))})
         distributed.barrier()  # the data and the frozen parts are ready: the other ranks load them
 
     if cfg.pretrain:  # data-parallel over all ranks when not cached
-        key, weights = pretrained_adapters(cfg, model, pool, cache_dir, _pretrain_logger(cfg, run) if main else None)
+        key, weights = pretrained_adapters(
+            cfg, model, pool, cache_dir, _pretrain_logger(cfg, run) if main else None, failed=unreadable
+        )
         model.load_adapter_state_dict(weights)
         if main:
             run.set_tags({"asva.pretrain_key": key})
@@ -245,21 +260,24 @@ def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: R
             cfg.diffusion,
             cfg.seed,
             desc=f"stage 2: finetuning adapters on {len(subset)} videos",
-            sample_rate=cfg.data.sample_rate,
+            data=cfg.data,
             checkpoint_path=run_dir / FINETUNE_CHECKPOINT,
             on_step=on_step if main else None,
             on_checkpoint=(lambda step: run.flush()) if main else None,
             metadata={"mlflow_run_id": run.run_id} if main else None,
             data_parallel=distributed.current().size > 1,
+            failed=unreadable,
+            cache_dir=cache_dir,
         )
-        if not main:
-            return None
-        run.flush()
-        run.log_metrics({"final_train_loss": sum(losses[-10:]) / len(losses[-10:])})
-    elif not main:
-        return None
+        if main:
+            run.flush()
+            run.log_metrics({"final_train_loss": sum(losses[-10:]) / len(losses[-10:])})
 
-    evaluation = evaluate(model, test_clips, cfg, cfg.seed, train)
+    if main and unreadable:
+        log_skipped_files()
+    evaluation = evaluate(model, test_clips, cfg, train)  # every rank samples its share, rank 0 scores
+    if not main:
+        return None
     run.log_metrics(evaluation.metrics)
     _log_samples(run, test_clips, evaluation.generated, cfg)
     log.info("metrics: %s", {k: round(v, 3) for k, v in evaluation.metrics.items()})

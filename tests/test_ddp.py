@@ -1,6 +1,7 @@
 """Data-parallel training under torchrun (gloo on CPU): `batch_size` is the global batch, so 2 processes
 end both stages with the adapter weights of 1 process; a 2-rank checkpoint resumes on 1 rank; each
-rank encodes only its own rows; only rank 0 writes to MLflow."""
+rank encodes only its own rows; each samples its share of the evaluation clips (tests/test_evaluation_sampling.py
+shows the shares add up to the clips of 1 process); only rank 0 writes to MLflow."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def job_args(workdir: Path, name: str, cache: str) -> list[str]:
     return [
         str(REPO / "sweeps" / "window_radius.py"), *TINY_OVERRIDES, f"train.finetune.steps={STEPS}",
         "train.finetune.batch_size=8", "pretrain=true", "train.pretrain.steps=4", "train.pretrain.batch_size=8",
-        "train.num_threads=1", "train.finetune.checkpoint_every=1",
+        "train.num_threads=1", "train.finetune.checkpoint_every=1", "eval.batch_size=2",
         f"paths.cache_dir={workdir / cache}", f"paths.runs_dir={workdir / name}", f"hydra.run.dir={workdir / 'outputs' / name}",
     ]
 
@@ -54,6 +55,7 @@ def test_two_ranks_train_both_stages_like_one_process_and_resume_on_one(tmp_path
     ranks = subprocess.run(torchrun(tmp_path, "ddp", "cache_ddp"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ranks.returncode == 0, ranks.stderr[-3000:]
     assert "waits for rank 0 to prepare the data and the frozen parts" in ranks.stdout + ranks.stderr
+    assert "sampling test clips (with audio) (rank 1 of 2)" in ranks.stdout + ranks.stderr  # its share of the evaluation
 
     # Stage 1 (trained data-parallel by both ranks, each in its own cache) and stage 2.
     [stage1_one] = (tmp_path / "cache_single" / "pretrain").glob("*/adapters.pt")
@@ -122,14 +124,16 @@ def kill_every_process_of(argument: str) -> None:
         time.sleep(0.1)
 
 
-def test_each_rank_encodes_only_its_own_rows(monkeypatch):
-    """Clip starts are drawn for the whole batch on every rank; only the rank's rows are encoded."""
+def test_each_rank_reads_and_encodes_only_its_own_rows(monkeypatch):
+    """Every rank draws the same global batch (videos and clip starts); each reads and encodes only
+    its own rows, and together they read the one-process clips."""
     import asva.distributed as distributed
+    from asva.config.schema import DataConfig
     from asva.data.windows import VideoWindows
     from asva.models.placement import CPU_FP32
     from asva.training.adapters import StageClips
 
-    videos, fps, rate, seconds = 5, 4, 100, 3
+    videos, fps, rate, seconds = 9, 4, 100, 3
     frames = torch.arange(videos * fps * seconds, dtype=torch.uint8)[:, None, None, None].expand(-1, 2, 2, 3)
     windows = VideoWindows.from_videos(
         [frames[v * fps * seconds : (v + 1) * fps * seconds] for v in range(videos)],
@@ -149,19 +153,26 @@ def test_each_rank_encodes_only_its_own_rows(monkeypatch):
             return ("features", len(audio))
 
     source = StageClips.__new__(StageClips)
-    source.model, source.sample_rate, source.windows, source.placement = Model, rate, windows, CPU_FP32
-    idx = torch.tensor([4, 0, 3, 1, 2, 0, 1])
-    monkeypatch.setattr("asva.training.adapters.fbank", lambda audio, rate: audio)
-    whole, _, _ = source.batch(idx, torch.Generator().manual_seed(7))
-    shares = []
+    source.model, source.windows, source.placement, source.failed = Model, windows, CPU_FP32, set()
+    source.clips, source.data = list(range(videos)), DataConfig(sample_rate=rate)
+    monkeypatch.setattr("asva.data.loader.fbank", lambda audio, rate: audio)
+
+    def step_two(data_parallel: bool):
+        return next(iter(source.batches(7, seed=3, data_parallel=data_parallel)(2, 3)))
+
+    whole = step_two(False)
+    whole_frames, _, _ = source.encode(whole)
+    shares, positions = [], []
     for rank in range(2):
         monkeypatch.setattr(distributed, "current", lambda rank=rank: World(rank, 2, 0))
-        rows = distributed.local_rows(len(idx))
-        mine, _, features = source.batch(idx, torch.Generator().manual_seed(7), rows)
-        assert features == ("features", rows.stop - rows.start)
+        batch = step_two(True)
+        mine, _, features = source.encode(batch)
+        assert features == ("features", len(batch.rows)) and batch.global_size == 7
         shares.append(mine)
+        positions.append(batch.positions)
     assert [len(batch) for batch in encoded] == [7, 4, 3]  # the whole batch, then each rank's rows alone
-    assert torch.equal(torch.cat(shares), whole)  # the ranks' clips are the one-process clips
+    assert torch.equal(torch.cat(positions), torch.arange(7))
+    assert torch.equal(torch.cat(shares), whole_frames)  # the ranks' clips are the one-process clips
 
 
 def test_world_comes_from_torchrun_or_a_slurm_step():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asva.config.schema import AudioEncoderConfig, DiffusionConfig, ModelConfig, StageConfig
+from asva.config.schema import AudioEncoderConfig, DataConfig, DiffusionConfig, ModelConfig, StageConfig
 from asva.data.audio import fbank
 from asva.data.dataset import ClipSet
 from asva.evaluation.sampling import denoise
@@ -20,7 +20,7 @@ from asva.models.asva_model import ASVAModel, ImageToVideoBase
 from asva.models.audio_encoders import TinyAudioEncoder
 from asva.models.paper_model import build_dynamicrafter_base
 from asva.models.placement import Placement
-from asva.training.adapters import adapter_loss, train_adapter_stage
+from asva.training.adapters import StageClips, adapter_loss, train_adapter_stage
 
 RATE, FPS = 16000, 6
 
@@ -40,6 +40,13 @@ def tiny_model(base: str) -> ASVAModel:
     return model
 
 
+def first_batch_loss(model: ASVAModel, data: ClipSet, diffusion: DiffusionConfig, batch_size: int) -> torch.Tensor:
+    """The loss of a stage's first step over `batch_size` of the clips."""
+    source = StageClips(model, data, DataConfig(sample_rate=RATE))
+    batch = next(iter(source.batches(batch_size, seed=0, data_parallel=False)(0, 1)))
+    return adapter_loss(model, source, diffusion)(batch, torch.Generator().manual_seed(0))
+
+
 def clips(count: int, size: int) -> ClipSet:
     generator = torch.Generator().manual_seed(1)
     frames = torch.randint(0, 256, (count, 2 * FPS, size, size, 3), dtype=torch.uint8, generator=generator)
@@ -53,7 +60,7 @@ def test_every_tensor_of_a_training_step_and_of_sampling_is_on_the_model_device(
     model = tiny_model(base).place(Placement(torch.device("meta"), None))
     data = clips(4, size)  # on the host, as a job's data is
     diffusion = DiffusionConfig(sampling_steps=2, cond_drop=0.5)  # dropped rows too: the null audio path
-    loss = adapter_loss(model, data, diffusion, RATE)(torch.tensor([3, 0, 2]), torch.Generator().manual_seed(0))
+    loss = first_batch_loss(model, data, diffusion, 3)
     assert loss.device.type == "meta"
     loss.backward()
     assert all(p.grad is not None and p.grad.device.type == "meta" for p in model.adapter_parameters())
@@ -70,7 +77,7 @@ def test_the_meta_check_catches_a_batch_left_on_the_host(one_torch_thread, monke
     model = tiny_model("tiny").place(Placement(torch.device("meta"), None))
     data = clips(2, 32)
     with pytest.raises(RuntimeError, match="device"):
-        adapter_loss(model, data, DiffusionConfig(), RATE)(torch.tensor([0, 1]), torch.Generator().manual_seed(0))
+        first_batch_loss(model, data, DiffusionConfig(), 2)
 
 
 def test_bf16_mixed_trains_the_tiny_model_on_the_cpu(one_torch_thread):
@@ -80,7 +87,7 @@ def test_bf16_mixed_trains_the_tiny_model_on_the_cpu(one_torch_thread):
     assert {p.dtype for p in model.parameters() if id(p) not in adapters} == {torch.bfloat16}  # frozen parts
     data = clips(8, 32)
     stage = StageConfig(lr=3e-3, batch_size=8, steps=40)
-    losses = train_adapter_stage(model, data, stage, DiffusionConfig(cond_drop=0.0), seed=0, desc="bf16-mixed", sample_rate=RATE)
+    losses = train_adapter_stage(model, data, stage, DiffusionConfig(cond_drop=0.0), seed=0, desc="bf16-mixed", data=DataConfig(sample_rate=RATE))
     assert all(torch.isfinite(torch.tensor(losses)))
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.9 * first, (first, last)
@@ -93,7 +100,7 @@ def test_gradient_checkpointing_gives_the_adapters_the_same_gradients(one_torch_
         model = tiny_model("tiny").place(Placement(torch.device("cpu"), None), gradient_checkpointing=checkpointing)
         for block in model.audio_cross_attn:  # non-zero outputs, so every adapter weight gets a gradient
             torch.nn.init.normal_(block.attn.to_out.weight, std=0.02)
-        loss = adapter_loss(model, clips(4, 32), DiffusionConfig(cond_drop=0.0), RATE)(torch.tensor([0, 1, 2]), torch.Generator().manual_seed(0))
+        loss = first_batch_loss(model, clips(4, 32), DiffusionConfig(cond_drop=0.0), 3)
         loss.backward()
         gradients.append([p.grad.clone() for p in model.adapter_parameters()])
     assert all(grad.abs().sum() > 0 for grad in gradients[0])

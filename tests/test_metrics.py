@@ -64,8 +64,8 @@ def test_i3d_torchscript_loads_from_a_path_and_gives_fvd(tmp_path):
     real = rng.integers(0, 256, size=(6, 12, 32, 32, 3), dtype=np.uint8)
     brighter = np.clip(real.astype(int) + 60, 0, 255).astype(np.uint8)
     assert net.features(preprocess(real[:2], I3D_SIZE)).shape == (2, 400)
-    assert fvd(real, real, net) == pytest.approx(0.0, abs=1e-6)
-    assert fvd(real, brighter, net) > 1.0
+    assert fvd(real, real, net, 4, torch.device("cpu")) == pytest.approx(0.0, abs=1e-6)
+    assert fvd(real, brighter, net, 4, torch.device("cpu")) > 1.0
 
 
 def test_i3d_preprocessing_resizes_to_224_and_maps_to_minus_one_one():
@@ -153,7 +153,8 @@ def _tiny_networks(paper: bool = False):
     shape = SyncClassifierShape(video_widths=[8], audio_widths=[8], head_dim=8)
     return EvalNetworks(
         video_features=TinyVideoClassifier(4, [8], 32).eval(), audio_vision=tiny, text_vision=tiny,
-        sync=SyncClassifier(shape).eval(), paper_fvd=paper, paper_ia=paper, paper_it=paper, paper_sync=paper,
+        sync=SyncClassifier(shape).eval(), paper_fvd=paper, paper_ia=paper, paper_it=paper,
+        sync_suffix="" if paper else "_embedded",
     )
 
 
@@ -163,7 +164,7 @@ def test_stand_in_networks_report_embedded_names_and_reference_rows():
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, size=(6, 12, 32, 32, 3), dtype=np.uint8)
     generated = rng.integers(0, 256, size=(6, 12, 32, 32, 3), dtype=np.uint8)
-    scores = paper_scores(_tiny_networks(), real, torch.randn(6, 198, 128), ["drum"] * 6, generated, fps=6)
+    scores = paper_scores(_tiny_networks(), real, torch.randn(6, 198, 128), ["drum"] * 6, generated, fps=6, batch_size=4)
     expected = {f"{m}_embedded{tail}" for m in ("ia", "it", "relsync", "alignsync") for tail in ("", "_ref_groundtruth", "_ref_static")}
     expected |= {"fvd_embedded", "fvd_embedded_ref_static"}
     assert set(scores.metrics) == expected
@@ -180,6 +181,9 @@ def test_reserved_names_only_with_the_papers_networks():
     assert [paper.name(m) for m in ("fvd", "ia", "it", "relsync", "alignsync")] == ["fvd", "ia", "it", "relsync", "alignsync"]
     paper.paper_ia = False  # AlignSync needs ImageBind as well as the classifier
     assert paper.name("relsync") == "relsync" and paper.name("alignsync") == "alignsync_embedded"
+    small = _tiny_networks(paper=True)
+    small.sync_suffix = "_asva"  # the project's small classifier trained on real data
+    assert [small.name(m) for m in ("relsync", "alignsync", "ia")] == ["relsync_asva", "alignsync_asva", "ia"]
 
 
 def _clips(frames: np.ndarray, event_times: list[list[float]]):
@@ -194,9 +198,9 @@ def _clips(frames: np.ndarray, event_times: list[list[float]]):
 
 def test_metrics_the_clips_cannot_score_are_skipped_with_the_reason():
     from asva.config.schema import ExperimentConfig
-    from asva.evaluation.evaluate import NO_EVENT_TIMES, skeleton_metrics
     from asva.evaluation.frechet import TOO_FEW_CLIPS
     from asva.evaluation.paper_metrics import paper_scores
+    from asva.evaluation.scoring import NO_EVENT_TIMES, skeleton_metrics
 
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, size=(3, 12, 32, 32, 3), dtype=np.uint8)
@@ -216,15 +220,15 @@ def test_metrics_the_clips_cannot_score_are_skipped_with_the_reason():
     # One clip: no Fréchet distance (a covariance needs two), neither of pixels nor FVD.
     metrics, skipped = skeleton_metrics(_clips(real[:1], [[1.0]]), {"": generated[:1]}, cfg)
     assert set(metrics) == {"event_sync"} and skipped == {"fd_pixel_synth": TOO_FEW_CLIPS}
-    scores = paper_scores(_tiny_networks(), real[:1], torch.randn(1, 198, 128), ["drum"], generated[:1], fps=6)
+    scores = paper_scores(_tiny_networks(), real[:1], torch.randn(1, 198, 128), ["drum"], generated[:1], fps=6, batch_size=4)
     assert not {name for name in scores.metrics if name.startswith("fvd")}
     assert scores.skipped == {"fvd_embedded": TOO_FEW_CLIPS, "fvd_embedded_ref_static": TOO_FEW_CLIPS}
 
 
 def test_the_skipped_metrics_are_one_log_line_grouped_by_reason(caplog):
-    from asva.evaluation.evaluate import log_skipped
+    from asva.evaluation.scoring import log_skipped
 
-    with caplog.at_level("INFO", logger="asva.evaluation.evaluate"):
+    with caplog.at_level("INFO", logger="asva.evaluation.scoring"):
         log_skipped({}, "evaluation of synthetic")
         log_skipped({"event_sync": "no events", "fd_pixel_synth": "one clip", "event_sync_ref_static": "no events"}, "evaluation of avsync15")
     assert caplog.messages == ["evaluation of avsync15: not computed: event_sync, event_sync_ref_static (no events); fd_pixel_synth (one clip)"]

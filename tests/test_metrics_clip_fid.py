@@ -53,7 +53,7 @@ def test_it_is_100_times_the_mean_cosine_over_frames_after_the_first():
     frames = np.zeros((2, 3, 4, 4, 3), dtype=np.uint8)
     frames[0, :, 0, 0, 0] = [1, 0, 2]  # cos with "drum": 0, 1, s  (frame 1 skipped)
     frames[1, :, 0, 0, 0] = [0, 3, 1]  # cos with "bell": 0, 0, 1
-    it = frame_similarity_score(text_frame_similarity(embedder, ["drum", "bell"], frames))
+    it = frame_similarity_score(text_frame_similarity(embedder, ["drum", "bell"], frames, 1, torch.device("cpu")))
     np.testing.assert_allclose(it, [100 * (1 + s) / 2, 100 * 0.5])
 
 
@@ -67,7 +67,7 @@ def test_open_clip_checkpoint_is_loaded_and_gives_clip_cosines(tiny_clip_checkpo
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, size=(2, 3, 40, 48, 3), dtype=np.uint8)  # non-square: resized and centre-cropped
     captions = ["a dog barking", "church bell ringing"]
-    it = frame_similarity_score(text_frame_similarity(embedder, captions, frames))
+    it = frame_similarity_score(text_frame_similarity(embedder, captions, frames, 1, torch.device("cpu")))
     # By hand with the reference model: unit-norm encode_text / encode_image, cosine x100, frames 2..b.
     import open_clip
 
@@ -120,6 +120,27 @@ def test_fid_inception_from_a_path_gives_2048_features_and_zero_for_identical_fr
         load_fid_inception(tmp_path / "missing.pth")
 
 
+def test_fid_features_are_pytorch_fids_inception_v3_features(tmp_path):
+    """The project's extractor equals pytorch-fid's InceptionV3 (2048-d block) over the same network,
+    bit for bit. InceptionV3 builds its network by downloading it, so here (and only here) that
+    builder is patched to hand it the loaded one."""
+    from unittest import mock
+
+    from pytorch_fid import inception as pf
+
+    from asva.evaluation.fid import fid_inception_architecture, load_fid_inception
+
+    path = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(_random_fid_inception_weights(), path)
+    net = fid_inception_architecture()
+    net.load_state_dict(torch.load(path, weights_only=True))
+    with mock.patch.object(pf, "fid_inception_v3", lambda: net):
+        reference = pf.InceptionV3([pf.InceptionV3.BLOCK_INDEX_BY_DIM[2048]], use_fid_inception=True).eval()
+    images = torch.rand(2, 3, 24, 20, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(load_fid_inception(path)(images), reference(images)[0].flatten(1))
+
+
 @pytest.mark.slow
 def test_fid_is_zero_for_identical_frame_sets(tmp_path):
     from asva.evaluation.fid import fid, load_fid_inception
@@ -128,10 +149,10 @@ def test_fid_is_zero_for_identical_frame_sets(tmp_path):
     torch.save(_random_fid_inception_weights(), path)
     model = load_fid_inception(path)
     frames = np.random.default_rng(0).integers(0, 256, size=(2, 2, 16, 16, 3), dtype=np.uint8)
-    same = fid(frames, frames[::-1], model)
+    same = fid(frames, frames[::-1], model, 1)
     # 0 up to the rounding of sqrtm on a rank-3 2048x2048 covariance (about 1e-6 here).
     assert same == pytest.approx(0.0, abs=1e-4)
-    assert fid(frames, 255 - frames, model) > 1e-2
+    assert fid(frames, 255 - frames, model, 1) > 1e-2
 
 
 def test_evaluation_networks_wire_the_checkpoints_in(tiny_clip_checkpoint, monkeypatch, tmp_path):

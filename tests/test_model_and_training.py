@@ -6,7 +6,7 @@ from asva.models.asva_model import ASVAModel, ImageToVideoBase
 from asva.models.audio_encoders import TinyAudioEncoder
 from asva.models.diffusion import noised_batch, training_scheduler
 from asva.training.adapters import train_adapter_stage
-from asva.training.loop import batch_indices
+from asva.data.loader import batch_indices
 
 SMALL = ModelConfig(channels=16, context_dim=32, heads=4)
 

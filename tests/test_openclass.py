@@ -9,7 +9,7 @@ import pytest
 from asva.config.schema import DataConfig, ExperimentConfig, SyntheticConfig
 from asva.config.validate import validate
 from asva.data.dataset import load_split
-from asva.data.leakcheck import assert_no_test_leak, clip_thumbnails, find_leaks
+from asva.data.leakcheck import find_leak_matches
 from asva.data.openclass import load_openclass
 from asva.data.synthetic import generate
 from asva.errors import ConfigError
@@ -44,10 +44,11 @@ def test_openclass_clips_leave_the_benchmark_and_pool_byte_identical(tmp_path):
     assert set(held_out.labels) <= set(pool.classes)  # ... that pretraining sees in the pool
     assert all(times for times in held_out.event_times)
     assert not set(held_out.video_ids) & set(pool.video_ids)
-    assert_no_test_leak(pool, held_out, "pretraining pool vs open-class clips")  # raises on a leak
-    # The check can fail here: a pool clip passed off as an open-class clip is caught.
-    planted = pool.subset([0])
-    assert find_leaks(pool.video_ids, clip_thumbnails(pool.frames), ["other_id"], clip_thumbnails(planted.frames))
+    entries = list(zip(pool.video_ids, pool.paths))
+    assert find_leak_matches(entries, held_out.paths, cache / "leakcheck") == {}  # no open-class footage in the pool
+    # The check can fail here: a pool video passed off as an open-class clip is caught.
+    planted = find_leak_matches(entries, [*held_out.paths, pool.paths[0]], cache / "leakcheck")
+    assert list(planted) == [pool.video_ids[0]]
 
 
 def test_openclass_per_class_is_validated():
@@ -81,13 +82,13 @@ def test_tiny_job_logs_openclass_metrics(tmp_path):
 
 
 def test_openclass_switch_logs_nothing_and_a_real_dataset_says_why(tmp_path):
-    from asva.data.openclass import openclass_metrics
+    from asva.evaluation.evaluate import openclass_to_score
 
     cfg = ExperimentConfig()
     cfg.paths.cache_dir = str(tmp_path)
     cfg.eval.openclass = False
-    assert openclass_metrics(None, cfg, 0) == ({}, {})  # switched off: nothing loaded, nothing sampled, nothing to report
+    assert openclass_to_score(cfg) == (None, {})  # switched off: nothing loaded, nothing sampled, nothing to report
     cfg.eval.openclass = True
     cfg.data.name, cfg.data.root = "avsync15", str(tmp_path)
-    metrics, skipped = openclass_metrics(None, cfg, 0)
-    assert metrics == {} and skipped == {"*_openclass": "avsync15 has no open-class split, only the synthetic benchmark has one"}
+    clips, skipped = openclass_to_score(cfg)
+    assert clips is None and skipped == {"*_openclass": "avsync15 has no open-class split, only the synthetic benchmark has one"}

@@ -448,3 +448,111 @@ def test_asva_model_on_the_dynamicrafter_base_samples_at_tiny_width():
     cfg = DiffusionConfig(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon", sampling_steps=2)
     video = sample(model, frames, features, ["a drum"], cfg, torch.Generator().manual_seed(0))
     assert video.shape == (1, 4, 16, 16, 3) and video.dtype == torch.uint8
+
+
+# --- frame stride, DDIM eta, time encodings ---------------------------------------------------------
+
+
+def test_frame_stride_input_follows_dynamicrafters_training_data():
+    from asva.models.paper_model import frame_stride_input
+
+    # 256: source frames per generated frame, to the nearest whole frame and at least one.
+    assert frame_stride_input("256", None, 25.0, 6) == 4
+    assert frame_stride_input("256", None, 30.0, 6) == 5
+    assert frame_stride_input("256", None, 25.0, 12) == 2
+    assert frame_stride_input("256", None, 4.0, 6) == 1
+    assert frame_stride_input("512", None, 25.0, 12) == 12  # the 512 model conditions on the clip's fps
+    assert frame_stride_input("256", 3, 25.0, 6) == 3  # model.frame_stride, when set, is used as it is
+
+
+def test_the_frame_stride_reaches_the_unet():
+    base = _tiny_base()
+    frames = torch.randint(0, 256, (1, 4, 16, 16, 3), dtype=torch.uint8)
+    keep = torch.zeros(1, dtype=torch.bool)
+    noisy = torch.randn(1, 4, 4, 8, 8)
+    outputs = []
+    with torch.no_grad():
+        cond = base.conditions(frames, ["a drum"], drop_image=keep, drop_text=keep)
+        for stride in (4, 4, 5):
+            base.frame_stride = stride
+            outputs.append(base(noisy, torch.tensor([500]), cond))
+    assert torch.equal(outputs[0], outputs[1]) and not torch.allclose(outputs[0], outputs[2])
+
+
+def _tiny_asva_model(**model_settings):
+    from asva.config.schema import ModelConfig
+    from asva.data.audio import fbank
+    from asva.models.asva_model import ASVAModel
+
+    encoder = ImageBindAudio(TrunkSpec(dim=32, blocks=12, heads=4, out_dim=16)).eval()
+    settings = ModelConfig(context_dim=32, heads=4, **model_settings)
+    model = ASVAModel(_tiny_base(), {"a": encoder}, [("a", 11)], 1.5, 6, settings, 198)
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (1, 4, 16, 16, 3), dtype=torch.uint8, generator=generator)
+    return model, frames, model.encode_audio(fbank(torch.randn(1, 32000, generator=generator) * 0.1))
+
+
+def test_ddim_eta_draws_its_noise_from_the_sampling_generator():
+    from asva.config.schema import DiffusionConfig
+    from asva.evaluation.sampling import denoise
+    from asva.models.diffusion import ddim_step, sampling_scheduler
+
+    model, frames, features = _tiny_asva_model()
+    plain = DiffusionConfig(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon", sampling_steps=3
+    )
+    eta_one = DiffusionConfig(**{**plain.__dict__, "ddim_eta": 1.0})
+
+    def run(cfg, seed: int, global_seed: int) -> torch.Tensor:
+        torch.manual_seed(global_seed)  # the global RNG must play no part
+        return denoise(model, frames, features, ["a drum"], cfg, torch.Generator().manual_seed(seed))
+
+    first = run(eta_one, seed=0, global_seed=1)
+    assert torch.equal(first, run(eta_one, seed=0, global_seed=2))
+    assert not torch.allclose(first, run(eta_one, seed=1, global_seed=1))
+    assert not torch.allclose(first, run(plain, seed=0, global_seed=1))  # eta = 1 adds noise at every step
+    # eta = 0 draws nothing: the generator after the start noise is where it was (the embedded samples stay).
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    scheduler = sampling_scheduler(plain)
+    latents = torch.randn(1, 4, 4, 8, 8)
+    ddim_step(scheduler, torch.randn_like(latents), scheduler.timesteps[0], latents, 0.0, generator)
+    assert torch.equal(generator.get_state(), state)
+
+
+def test_the_time_encodings_are_settings_off_in_the_paper_architecture():
+    from asva.models.tiny_unet import time_encoding
+
+    keep = torch.zeros(1, dtype=torch.bool)
+    for encoded in (False, True):
+        model, _, features = _tiny_asva_model(frame_time_encoding=encoded, audio_time_encoding=encoded)
+        context = model.audio_context(features, keep, num_frames=4)
+        projected = model.audio_projections(features.states)
+        expected = projected + time_encoding(features.token_times, 32) if encoded else projected
+        torch.testing.assert_close(context.tokens, expected)
+        block = model.audio_cross_attn[0]
+        torch.nn.init.normal_(block.attn.to_out.weight)  # the zero-initialised output would hide the queries
+        queries = torch.randn(4, 16, block.norm.normalized_shape[0])
+        later = AudioContext(context.tokens, context.frame_mask, context.frame_times + 0.25)
+        with torch.no_grad():
+            moved = not torch.allclose(block(queries, context, 4), block(queries, later, 4))
+        assert moved == encoded  # only an encoded query knows its frame's time
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("diffusion.ddim_eta", 1.5, r"diffusion.ddim_eta: must be within \[0, 1\]"),
+    ("model.frame_stride", 0, "model.frame_stride: must be > 0"),
+    ("data.source_fps", 0.0, "data.source_fps: must be > 0"),
+    ("curation_filters.max_frame_interval_spread", 0.0, "curation_filters.max_frame_interval_spread: must be > 0"),
+    ("curation_filters.min_audio_rms", -1.0, "curation_filters.min_audio_rms: must be >= 0"),
+])
+def test_impossible_paper_settings_are_named(key, value, message):
+    from asva.config.schema import ExperimentConfig
+    from asva.config.validate import validate
+    from asva.errors import ConfigError
+
+    cfg = ExperimentConfig()
+    group, name = key.rsplit(".", 1)
+    setattr(getattr(cfg, group), name, value)
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg)

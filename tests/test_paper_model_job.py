@@ -171,6 +171,18 @@ def test_missing_paper_checkpoints_are_named_before_training(tmp_path, session_s
         audio_encoder("b", cfg.audio.encoder_b, None, tmp_path)
 
 
+def test_the_base_gets_the_frame_stride_of_the_source_and_clip_rates(tmp_path):
+    """DynamiCrafter 256's fs input: source frames per generated frame (docs/paper_model.md)."""
+    from asva.params import load_config
+    from asva.training.components import base_model
+
+    paths = write_checkpoints(tmp_path)
+    cases = {(): 4, ("data.source_fps=36", "data.fps=12"): 3}
+    for overrides, stride in cases.items():
+        cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), *overrides])
+        assert base_model(cfg, None, tmp_path).frame_stride == stride, overrides
+
+
 def test_beats_reads_its_own_front_end_from_the_waveform():
     """BEATs gets the waveform through BEATs.preprocess; ImageBind the project's filterbank."""
     from asva.config.schema import ModelConfig

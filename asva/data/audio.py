@@ -33,6 +33,13 @@ def fbank(audio: torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
     return torch.stack(features)
 
 
+def fbank_frames(seconds: float, sample_rate: int = 16000) -> int:
+    """How many filterbank frames `fbank` gives for `seconds` of sound (Kaldi's snip_edges framing)."""
+    samples = round(seconds * sample_rate)
+    length, shift = round(FRAME_LENGTH_MS * sample_rate / 1000), round(FRAME_SHIFT_MS * sample_rate / 1000)
+    return 1 + (samples - length) // shift
+
+
 def frame_times(num_frames: int) -> torch.Tensor:
     """Centre time (s) of each filterbank frame."""
     return torch.arange(num_frames) * FRAME_SHIFT_MS / 1000 + FRAME_LENGTH_MS / 2000

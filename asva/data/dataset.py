@@ -7,11 +7,14 @@
 
 VGGSound: a CSV of (youtube id, start second, label, split) and a folder of clips (`load_vggsound`).
 A training split keeps its whole videos (`ClipSet.windows`): training draws a new uniformly placed
-2-second clip from them at every step (asva/data/windows.py, docs/datasets.md).
+2-second clip from them at every step (asva/data/loader.py, docs/datasets.md).
 
-Decoding is the slow part, so a split is decoded once and cached as a tensor file keyed by the
-folder, the split and the decoding settings. A file that cannot be decoded is skipped, named in a
-warning and counted (`ClipSet.skipped`), never a crash in the middle of a sweep.
+`data.decode` says how: real datasets (and pools of any size) stream, each drawn clip decoded from
+its file by DataLoader workers (asva/data/streaming.py), nothing held in memory; the small synthetic
+benchmark is decoded once into a tensor file (asva/data/windows.py) keyed by its files (sizes and
+modification times) and the decoding settings. Test splits are decoded once and cached the same way.
+A manifest naming a missing file fails before any compute; a file that cannot be decoded is skipped,
+named in a warning and counted (`ClipSet.skipped`), never a crash in the middle of a sweep.
 """
 
 from __future__ import annotations
@@ -30,8 +33,13 @@ import torch
 from asva.progress import progress
 
 from asva.config.schema import DataConfig
+from asva.data import sources
+from asva.data.curated_manifest import read_curated_manifest
+from asva.data.leakcheck import LeakMatch, evaluation_videos, find_leak_matches
 from asva.data.audio import fbank
+from asva.data.loader import Draw, WindowClips, collate
 from asva.data.media import read_clip, read_video
+from asva.data.streaming import StreamedWindows
 from asva.data.windows import VideoWindows, concatenate_windows
 from asva.errors import DataError
 
@@ -40,23 +48,26 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClipSet:
-    """Decoded clips of one split: frames [N, T, H, W, 3] uint8, audio [N, S], fbank [N, F, mel].
+    """Clips of one split: frames [N, T, H, W, 3] uint8, audio [N, S], fbank [N, F, mel].
 
     A training split also keeps its whole videos in `windows`, row for row; its `frames` are then one
-    clip per video drawn once (seeded by the video id), for the parts that train on fixed clips.
+    clip per video drawn once (seeded by the video id), for the parts that train on fixed clips. A
+    streamed split (`windows` a StreamedWindows) holds no tensors: `decoded()` decodes its fixed clips
+    for the few parts that need them in memory (the stand-ins of the embedded default).
     """
 
     video_ids: list[str]
     labels: list[str]
-    frames: torch.Tensor
-    audio: torch.Tensor
-    fbank: torch.Tensor
+    frames: torch.Tensor | None
+    audio: torch.Tensor | None
+    fbank: torch.Tensor | None
     event_times: list[list[float]]
     classes: list[str]
     skipped: list[str] = field(default_factory=list)  # "path: reason" for each undecodable file
     starts: list[float] = field(default_factory=list)  # where each clip starts in its video (s)
     paths: list[str] = field(default_factory=list)  # each clip's video file
-    windows: VideoWindows | None = None  # the whole videos training draws fresh clips from
+    windows: VideoWindows | StreamedWindows | None = None  # the whole videos training draws fresh clips from
+    source: str = ""  # identifies the files and decoding settings (the cache key): what fingerprints hash
 
     @classmethod
     def from_decoded(
@@ -95,21 +106,46 @@ class ClipSet:
     def label_indices(self) -> torch.Tensor:
         return torch.tensor([self.classes.index(label) for label in self.labels])
 
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.windows, StreamedWindows)
+
     def subset(self, indices: list[int]) -> "ClipSet":
         index = torch.as_tensor(indices, dtype=torch.long)
         return ClipSet(
             video_ids=[self.video_ids[i] for i in indices],
             labels=[self.labels[i] for i in indices],
-            frames=self.frames[index],
-            audio=self.audio[index],
-            fbank=self.fbank[index],
+            frames=None if self.frames is None else self.frames[index],
+            audio=None if self.audio is None else self.audio[index],
+            fbank=None if self.fbank is None else self.fbank[index],
             event_times=[self.event_times[i] for i in indices],
             classes=self.classes,
             skipped=self.skipped,
             starts=[self.starts[i] for i in indices] if self.starts else [],
             paths=[self.paths[i] for i in indices] if self.paths else [],
             windows=self.windows.subset(indices) if self.windows is not None else None,
+            source=self.source,
         )
+
+    def decoded(self, workers: int = 0) -> "ClipSet":
+        """This set with its fixed clips in memory (itself when it has them): a streamed set decodes
+        one clip per video (the clip `fixed_fraction` places), by `workers` DataLoader processes.
+        A video that cannot be read is left out, named in `skipped`."""
+        if self.frames is not None:
+            return self
+        draws = [Draw(row, fixed_fraction(video_id), row, len(self)) for row, video_id in enumerate(self.video_ids)]
+        loader = torch.utils.data.DataLoader(
+            WindowClips(self.windows, self.windows.sample_rate), batch_size=ENCODE_BATCH, collate_fn=collate,
+            num_workers=workers, sampler=draws,
+        )
+        batches = list(progress(loader, desc=f"decoding the fixed clips of {len(self)} videos", unit="batch"))
+        rows = torch.cat([batch.rows for batch in batches]).tolist()
+        kept = self.subset(rows)
+        kept.frames = torch.cat([batch.frames for batch in batches if batch.frames is not None])
+        kept.audio = torch.cat([batch.audio for batch in batches if batch.audio is not None])
+        kept.fbank = torch.cat([batch.fbank for batch in batches if batch.fbank is not None])
+        kept.skipped = self.skipped + [failure for batch in batches for failure in batch.failed]
+        return kept
 
 
 def read_lines(path: Path) -> list[str]:
@@ -143,6 +179,7 @@ class VideoEntry:
 # A training split's fixed clip of a video is drawn once from this seed and the video id, so every
 # job (and the decoding cache) sees the same fixed clip of that video.
 CLIP_START_SEED = 0
+ENCODE_BATCH = 32  # clips per batch when a streamed set's fixed clips are decoded
 # A VGGSound label covers the 10 seconds from its start second.
 VGGSOUND_SECONDS = 10.0
 
@@ -152,6 +189,8 @@ def _cache_key(
 ) -> str:
     stamp = json.dumps(
         {
+            # Each file's size and modification time: a video replaced in place counts.
+            "files": [_file_identity(e.path) for e in entries],
             "name": name,
             "fps": data.fps,
             "seconds": data.clip_seconds,
@@ -162,15 +201,25 @@ def _cache_key(
             "windows": windows,
             # The cached clips hold their event times: a manifest.csv added or changed later counts.
             "events": events,
-            "version": 5,  # 5: event times of a clip are only those inside it
+            "version": 6,  # 6: fixed clips placed by `fixed_fraction`; files identified by size and time
         },
         sort_keys=True,
     )
     return hashlib.sha256(stamp.encode()).hexdigest()[:16]
 
 
+def _file_identity(path: Path) -> list:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def _keeps_windows(split: str, data: DataConfig) -> bool:
     return split == "train" and data.train_clip_start == "uniform"
+
+
+def streams(data: DataConfig) -> bool:
+    """Whether training videos are read from their files clip by clip (`data.decode`)."""
+    return data.decode == "stream" or (data.decode == "auto" and data.name != "synthetic")
 
 
 def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | Path) -> ClipSet:
@@ -186,9 +235,18 @@ def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | 
         if label not in classes:
             raise DataError(f"{split_file}: class {label!r} of {line} is not in classes.txt")
         entries.append(VideoEntry(Path(line).stem, label, root / "videos" / line))
+    require_files(entries, split_file)
     events = read_event_times(root)
     name = f"{root.name}-{split}"
     return decode_entries(name, entries, classes, data, cache_dir, split_file, events, windows=_keeps_windows(split, data))
+
+
+def require_files(entries: list[VideoEntry], manifest: Path) -> None:
+    """DataError naming the first file of `manifest` that does not exist, before any decoding."""
+    missing = [entry.path for entry in entries if not entry.path.is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(f"{manifest}: names {missing[0]}, which does not exist{more}")
 
 
 def read_vggsound_csv(path: Path) -> list[tuple[str, float, str, str]]:
@@ -275,7 +333,10 @@ def decode_entries(
     clip is drawn from it uniformly; otherwise the clip starts at the entry's start.
     """
     skipped = list(skipped or [])
-    cache = Path(cache_dir) / "decoded" / f"{name}-{_cache_key(name, entries, data, stamp_file, windows, events)}.pt"
+    key = _cache_key(name, entries, data, stamp_file, windows, events)
+    if windows and streams(data):
+        return _streamed(entries, classes, data, skipped, f"stream-{key}")
+    cache = Path(cache_dir) / "decoded" / f"{name}-{key}.pt"
     if cache.is_file():
         # Memory-mapped: a split of long videos at 256 px stays on disk until a batch reads it.
         return ClipSet(**torch.load(cache, weights_only=False, mmap=True))
@@ -287,7 +348,7 @@ def decode_entries(
         try:
             if windows:
                 video = read_video(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start, entry.end)
-                first = _fixed_start(entry.video_id, len(video.frames), clip_frames)
+                first = int(fixed_fraction(entry.video_id) * (len(video.frames) - clip_frames + 1))
                 start = video.start + first / data.fps
             else:
                 clip = read_clip(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start)
@@ -320,6 +381,7 @@ def decode_entries(
     clips = ClipSet.from_decoded(
         ids, labels, frames, audio, event_times, classes, skipped, data.sample_rate, starts=starts, paths=paths, windows=whole
     )
+    clips.source = key
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
     torch.save(clips.__dict__, tmp)
@@ -327,10 +389,38 @@ def decode_entries(
     return clips
 
 
-def _fixed_start(video_id: str, num_frames: int, clip_frames: int) -> int:
-    """The frame a video's fixed clip starts at: drawn uniformly over the frame grid by its id."""
-    rng = np.random.default_rng([CLIP_START_SEED, zlib.crc32(video_id.encode())])
-    return int(rng.integers(0, num_frames - clip_frames + 1))
+def fixed_fraction(video_id: str) -> float:
+    """Where a video's fixed clip starts, in [0, 1) of its allowed starts: drawn by its id."""
+    return float(np.random.default_rng([CLIP_START_SEED, zlib.crc32(video_id.encode())]).random())
+
+
+def _streamed(entries: list[VideoEntry], classes: list[str], data: DataConfig, skipped: list[str], source: str) -> ClipSet:
+    """A training split read from its files when a batch draws a clip: nothing is decoded here."""
+    if not entries:
+        raise DataError(f"{source}: no video to train on ({len(skipped)} skipped)")
+    windows = StreamedWindows(
+        paths=[str(e.path) for e in entries],
+        span_start=[e.start for e in entries],
+        span_end=[e.end for e in entries],
+        clip_frames=round(data.clip_seconds * data.fps),
+        fps=data.fps,
+        sample_rate=data.sample_rate,
+        frame_size=data.frame_size,
+    )
+    return ClipSet(
+        video_ids=[e.video_id for e in entries],
+        labels=[e.label for e in entries],
+        frames=None,
+        audio=None,
+        fbank=None,
+        event_times=[[] for _ in entries],
+        classes=classes,
+        skipped=skipped,
+        starts=[e.start for e in entries],
+        paths=[str(e.path) for e in entries],
+        windows=windows,
+        source=source,
+    )
 
 
 def concatenate(first: ClipSet, second: ClipSet) -> ClipSet:
@@ -350,7 +440,38 @@ def concatenate(first: ClipSet, second: ClipSet) -> ClipSet:
         starts=first.starts + second.starts,
         paths=first.paths + second.paths,
         windows=concatenate_windows(first.windows, second.windows) if first.windows is not None else None,
+        source=f"{first.source}+{second.source}",
     )
+
+
+def job_pool(data: DataConfig, benchmark: Path, cache_dir: str | Path) -> tuple[ClipSet | None, list[LeakMatch]]:
+    """(a job's pretraining pool, the videos removed from it), the pool None when the configuration
+    names none. The pool is the curated manifest `data.pool_manifest` (sweeps/curate.py), else the
+    pool folder (asva/data/sources.py), less every video holding footage of an evaluation video of a
+    benchmark `data.leak_check_against` names (asva/data/leakcheck.py). Every entry point that
+    builds a job's model reads its pool here, so they all train the frozen stand-ins on one pool."""
+    if data.pool_manifest is not None:
+        pool = load_curated_pool(data, Path(data.pool_manifest).expanduser(), cache_dir)
+    else:
+        root = sources.pool_root(data, benchmark)
+        if root is None:
+            return None, []
+        pool = load_pool(data, root, cache_dir)
+    evaluation = evaluation_videos(data.leak_check_against, data, Path(cache_dir))
+    leaks = find_leak_matches(list(zip(pool.video_ids, pool.paths)), evaluation, Path(cache_dir) / "leakcheck")
+    if not leaks:
+        return pool, []
+    log.warning("leak check: %d pool video(s) hold footage of an evaluation video and are removed: %s",
+                len(leaks), ", ".join(sorted(leaks)[:10]))
+    kept = pool.subset([i for i, video_id in enumerate(pool.video_ids) if video_id not in leaks])
+    return kept, list(leaks.values())
+
+
+def load_curated_pool(data: DataConfig, manifest: Path, cache_dir: str | Path) -> ClipSet:
+    """The videos of a curated manifest, each drawn from its kept segment; every file checked first."""
+    rows, classes = read_curated_manifest(manifest)
+    entries = [VideoEntry(row.video_id, row.label, row.path, row.start, row.end) for row in rows]
+    return decode_entries(f"curated-{manifest.stem}", entries, classes, data, cache_dir, manifest, {}, windows=True)
 
 
 def load_pool(data: DataConfig, root: Path, cache_dir: str | Path) -> ClipSet:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -352,3 +353,127 @@ def read_frames(path: str | Path, max_side: int) -> tuple[np.ndarray, np.ndarray
         raise DataError(f"{path}: no decodable frames")
     order = np.argsort(times)
     return np.asarray(times)[order] - min(times), np.stack([images[i] for i in order])
+
+
+# Audio decoded beyond a span on both sides, so resampling and AAC frame overlap never touch its edges.
+AUDIO_MARGIN_SECONDS = 0.5
+
+
+def media_seconds(path: str | Path) -> float:
+    """How long a file's video plays (s), from its headers: no frame is decoded. DataError if unreadable."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError("no video stream")
+            stream = container.streams.video[0]
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / av.time_base
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
+        raise DataError(f"{path}: unreadable media ({error})") from None
+    raise DataError(f"{path}: the container does not say how long it is")
+
+
+def read_span(
+    path: str | Path,
+    fps: int,
+    seconds: float,
+    frame_size: int,
+    sample_rate: int = 16000,
+    start: float = 0.0,
+    video_frames: int | None = None,
+) -> Clip:
+    """`read_clip` that seeks: only the frames and sound around [start, start + seconds] are decoded.
+
+    Video is decoded from the keyframe at or before `start`; the sound from AUDIO_MARGIN_SECONDS
+    before it to as long after, placed by its timestamps. This is how training streams clips out of
+    long videos. `video_frames`: only the first frames of the span (the sound still spans `seconds`),
+    for a clip whose latents are cached. DataError (naming the file) for anything unreadable or too short.
+    """
+    path = Path(path)
+    end = start + seconds
+    frame_count = round(seconds * fps) if video_frames is None else video_frames
+    video_end = end if video_frames is None else start + video_frames / fps
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError("no video stream")
+            separate_audio = audio_beside(path)
+            if not container.streams.audio and separate_audio is None:
+                raise DataError("no audio stream (and no .wav beside the video)")
+            if separate_audio is None:  # first: from the file's start it decodes without a seek
+                audio, audio_origin = _decode_audio_span(container, start, end, sample_rate)
+            times, images = _decode_video_span(container, start, video_end)
+        if separate_audio is not None:
+            audio, audio_origin = read_audio(separate_audio, sample_rate), 0.0
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
+        raise DataError(f"{path}: unreadable media ({error})") from None
+    if not images or times[0] > start + 1e-3 or times[-1] + 1.0 / max(fps, 1) < video_end - 1e-3:
+        raise DataError(f"{path}: shorter than the {seconds:g} s clip requested from {start:g} s")
+    frames = _frames_at(times, images, start + np.arange(frame_count) / fps)
+    return Clip(
+        frames=_resize(frames, frame_size),
+        audio=_audio_span(audio, path, start - audio_origin, seconds, sample_rate),
+        fps=fps,
+        sample_rate=sample_rate,
+        start=start,
+    )
+
+
+def _decode_video_span(container: av.container.InputContainer, start: float, end: float) -> tuple[np.ndarray, list]:
+    """(times, frames) from the last frame shown at `start` to the last one before `end`, in time order."""
+    stream = container.streams.video[0]
+    container.seek(int(max(start, 0.0) / stream.time_base), stream=stream, backward=True, any_frame=False)
+    times, images = [], []
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            continue
+        time = float(frame.pts * stream.time_base)
+        if time >= end:
+            break
+        if times and time <= start + 1e-3 and times[-1] <= start + 1e-3:
+            times.clear(), images.clear()  # only the last frame at or before `start` is needed
+        times.append(time)
+        images.append(frame.to_ndarray(format="rgb24"))
+    order = np.argsort(times)
+    return np.asarray(times)[order], [images[i] for i in order]
+
+
+def _decode_audio_span(
+    container: av.container.InputContainer, start: float, end: float, sample_rate: int
+) -> tuple[np.ndarray, float]:
+    """(mono audio at `sample_rate`, the time of its first sample) covering [start, end] with margins."""
+    stream = container.streams.audio[0]
+    first = max(start - AUDIO_MARGIN_SECONDS, 0.0)
+    if first > 0:  # from the file's start, decode as `read_clip` does (a seek would lose the priming)
+        container.seek(int(first / stream.time_base), stream=stream, backward=True, any_frame=False)
+    chunks, origin = [], None
+    for frame in container.decode(stream):
+        if frame.time is None:
+            continue
+        if origin is None:
+            origin = float(frame.time)
+        if frame.time > end + AUDIO_MARGIN_SECONDS:
+            break
+        data = _to_float(frame.to_ndarray())
+        if frame.format.is_packed:
+            data = data.reshape(-1, len(frame.layout.channels)).T
+        chunks.append(data)
+    if not chunks:
+        raise DataError("audio track holds no samples")
+    audio = np.concatenate(chunks, axis=1).mean(axis=0)
+    source_rate = stream.rate or sample_rate
+    # Start on a time both sample grids share (a multiple of 1 / gcd of the rates), so the resampled
+    # samples fall on the same instants as those of the whole file resampled from t = 0.
+    shared = math.gcd(source_rate, sample_rate)
+    aligned = max(math.ceil(round(origin * shared, 6)), 0) / shared
+    audio = audio[int(round((aligned - origin) * source_rate)) :]
+    if source_rate != sample_rate:
+        audio = AF.resample(torch.from_numpy(np.ascontiguousarray(audio)), source_rate, sample_rate).numpy()
+    return audio, aligned

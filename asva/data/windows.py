@@ -109,10 +109,37 @@ class VideoWindows:
         index = torch.as_tensor(rows, dtype=torch.long)
         return self._with_rows(self.row_video[index], torch.tensor(firsts, dtype=torch.long), torch.tensor(counts, dtype=torch.long))
 
-    def draw_starts(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A uniformly drawn start frame (within its video) for each of `rows`."""
-        uniform = torch.rand(len(rows), generator=generator, dtype=torch.float64)
-        return self.row_first[rows] + (uniform * self.row_starts[rows]).long()
+    def starts_at(self, rows: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
+        """The start frame (within its video) at `fractions` in [0, 1) of each row's allowed starts:
+        a uniform fraction gives a uniformly placed clip (asva/data/loader.py draws them)."""
+        return self.row_first[rows] + (fractions.double() * self.row_starts[rows]).long()
+
+    def clip(self, row: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(frames [T, H, W, 3] uint8, audio [S]) of the row's clip at `fraction` of its allowed starts."""
+        rows = torch.tensor([row])
+        frames, audio = self.clips(rows, self.starts_at(rows, torch.tensor([fraction], dtype=torch.float64)))
+        return frames[0], audio[0]
+
+    def start_seconds(self, row: int, fraction: float) -> float:
+        """Where (s in its file) the row's clip at `fraction` of its allowed starts begins."""
+        start = int(self.starts_at(torch.tensor([row]), torch.tensor([fraction], dtype=torch.float64))[0])
+        return float(self.video_start[self.row_video[row]]) + start / self.fps
+
+    def opening(self, row: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(first frame [1, H, W, 3] uint8, audio [S]) of the row's clip at `fraction`: what training
+        still reads when the clip's latents come from a cache (asva/data/latent_cache.py)."""
+        rows = torch.tensor([row])
+        start = self.starts_at(rows, torch.tensor([fraction], dtype=torch.float64))
+        video = self.row_video[rows]
+        first = self.frame_offset[video] + start
+        samples = self.audio_offset[video] + torch.round(start * self.sample_rate / self.fps).long()
+        return self.frames[first], self.audio[samples[0] : samples[0] + self.clip_samples]
+
+    def video_frames(self, row: int) -> tuple[torch.Tensor, float]:
+        """(every frame [n, H, W, 3] of the row's video, the time (s in its file) of the first)."""
+        video = int(self.row_video[row])
+        end = self.frame_offset[video + 1] if video + 1 < len(self.frame_offset) else len(self.frames)
+        return self.frames[self.frame_offset[video] : end], float(self.video_start[video])
 
     def clips(self, rows: torch.Tensor, start_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(frames [B, T, H, W, 3] uint8, audio [B, S]) of the clips of `rows` at `start_frames`."""

@@ -50,6 +50,10 @@ class OpenCLIPEmbedder:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def to(self, device: torch.device) -> OpenCLIPEmbedder:
+        self.model.to(device)
+        return self
+
     @torch.no_grad()
     def embed_text(self, captions: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(captions)).to(self.device)
@@ -57,15 +61,15 @@ class OpenCLIPEmbedder:
 
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """[N, H, W, 3] uint8 -> [N, 3, S, S] normalised as OpenCLIP's eval transform."""
-        x = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+        x = torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255.0
         height, width = x.shape[-2:]
         scale = max(self.image_size[0] / height, self.image_size[1] / width)
         resized = (max(self.image_size[0], round(height * scale)), max(self.image_size[1], round(width * scale)))
         x = F.interpolate(x, size=resized, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
         top, left = (resized[0] - self.image_size[0]) // 2, (resized[1] - self.image_size[1]) // 2
         x = x[..., top : top + self.image_size[0], left : left + self.image_size[1]]
-        mean = torch.tensor(OpenCLIPImage.mean)[:, None, None]
-        std = torch.tensor(OpenCLIPImage.std)[:, None, None]
+        mean = torch.tensor(OpenCLIPImage.mean, device=x.device)[:, None, None]
+        std = torch.tensor(OpenCLIPImage.std, device=x.device)[:, None, None]
         return (x - mean) / std
 
     @torch.no_grad()

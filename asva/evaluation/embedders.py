@@ -6,6 +6,9 @@ paths and the embedded default uses `TinyCLIP`: three towers (frames, filterbank
 trained here, contrastively, on the benchmark's training split (audio <-> a frame of the same clip,
 InfoNCE both ways; frame -> its caption among the class captions). A single vision tower serves both
 spaces, as ImageBind's vision trunk is CLIP's.
+
+The similarities run the embedders on their device (the generator's, `EvalNetworks.to`), a batch of
+`eval.batch_size` clips at a time, and take the embeddings back to the host.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from asva.models.conditioning import HashedTextEncoder
 
 
 class AudioVisionEmbedder(Protocol):
-    """ImageBind-like: unit-norm embeddings of audio and of single frames in one space."""
+    """ImageBind-like: unit-norm embeddings of audio and of single frames in one space (inputs on
+    the embedder's device)."""
 
     def embed_audio(self, fbank: torch.Tensor) -> torch.Tensor: ...  # [N, F, mel] -> [N, D]
 
     def embed_vision(self, frames: torch.Tensor) -> torch.Tensor: ...  # [N, H, W, 3] uint8 -> [N, D]
+
+    def to(self, device: torch.device) -> AudioVisionEmbedder: ...
 
 
 class TextVisionEmbedder(Protocol):
@@ -34,6 +40,8 @@ class TextVisionEmbedder(Protocol):
     def embed_text(self, captions: list[str]) -> torch.Tensor: ...  # -> [N, D]
 
     def embed_vision(self, frames: torch.Tensor) -> torch.Tensor: ...
+
+    def to(self, device: torch.device) -> TextVisionEmbedder: ...
 
 
 class TinyCLIP(nn.Module):
@@ -66,7 +74,8 @@ class TinyCLIP(nn.Module):
 
     def embed_text(self, captions: list[str]) -> torch.Tensor:
         tokens = self.words(captions)  # [N, words, D], padding zero
-        count = torch.tensor([max(1, len(HashedTextEncoder.word_ids(c))) for c in captions], dtype=torch.float32)
+        words = [max(1, len(HashedTextEncoder.word_ids(c))) for c in captions]
+        count = torch.tensor(words, dtype=torch.float32, device=tokens.device)
         return F.normalize(self.text(tokens.sum(dim=1) / count[:, None]), dim=-1)
 
     def contrastive_loss(self, fbank: torch.Tensor, frames: torch.Tensor, labels: torch.Tensor, class_captions: list[str]) -> torch.Tensor:
@@ -83,24 +92,46 @@ class TinyCLIP(nn.Module):
 
 
 @torch.no_grad()
-def frame_embeddings(embedder, frames: np.ndarray | torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """[N, T, H, W, 3] uint8 -> [N, T, D] unit-norm embeddings of every frame."""
+def frame_embeddings(
+    embedder: AudioVisionEmbedder | TextVisionEmbedder,
+    frames: np.ndarray | torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """[N, T, H, W, 3] uint8 -> [N, T, D] unit-norm embeddings of every frame, on the host; the
+    embedder runs on `device`, the frames of `batch_size` clips at a time."""
     frames = torch.as_tensor(frames)
-    n, t = frames.shape[:2]
-    flat = frames.reshape(n * t, *frames.shape[2:])
-    out = torch.cat([embedder.embed_vision(flat[s : s + batch_size]) for s in range(0, len(flat), batch_size)])
-    return out.reshape(n, t, -1).float()
+    out = []
+    for start in range(0, len(frames), batch_size):
+        clips = frames[start : start + batch_size].to(device)
+        flat = clips.reshape(-1, *clips.shape[2:])
+        out.append(embedder.embed_vision(flat).float().cpu().reshape(len(clips), clips.shape[1], -1))
+    return torch.cat(out)
 
 
 @torch.no_grad()
-def audio_frame_similarity(embedder: AudioVisionEmbedder, fbank: torch.Tensor, frames: np.ndarray | torch.Tensor) -> np.ndarray:
+def audio_frame_similarity(
+    embedder: AudioVisionEmbedder,
+    fbank: torch.Tensor,
+    frames: np.ndarray | torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
     """Cosine similarity of each clip's audio with each of its frames: [N, T] in [-1, 1]."""
-    audio = embedder.embed_audio(fbank).float()
-    return torch.einsum("nd,ntd->nt", audio, frame_embeddings(embedder, frames)).double().numpy()
+    starts = range(0, len(fbank), batch_size)
+    audio = torch.cat([embedder.embed_audio(fbank[s : s + batch_size].to(device)).float().cpu() for s in starts])
+    return torch.einsum("nd,ntd->nt", audio, frame_embeddings(embedder, frames, batch_size, device)).double().numpy()
 
 
 @torch.no_grad()
-def text_frame_similarity(embedder: TextVisionEmbedder, captions: list[str], frames: np.ndarray | torch.Tensor) -> np.ndarray:
+def text_frame_similarity(
+    embedder: TextVisionEmbedder,
+    captions: list[str],
+    frames: np.ndarray | torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
     """Cosine similarity of each clip's caption with each of its frames: [N, T] in [-1, 1]."""
-    text = embedder.embed_text(captions).float()
-    return torch.einsum("nd,ntd->nt", text, frame_embeddings(embedder, frames)).double().numpy()
+    starts = range(0, len(captions), batch_size)
+    text = torch.cat([embedder.embed_text(captions[s : s + batch_size]).float().cpu() for s in starts])
+    return torch.einsum("nd,ntd->nt", text, frame_embeddings(embedder, frames, batch_size, device)).double().numpy()

@@ -11,6 +11,9 @@ compute FVD the way their released evaluation does, which this module follows:
   [B, 3, T, 224, 224] and returns a 400-d feature per clip (the logits layer before softmax);
 - the distance (asva/evaluation/frechet.py) is taken over all clips of the split at once, in float64.
 
+The features are computed on the generator's device, `eval.batch_size` clips at a time (resized on
+the host first), and taken back to the host for the statistics.
+
 The embedded default has no I3D weights; `fvd_embedded` runs the same code on a small R(2+1)D
 video classifier trained here (asva/evaluation/standins.py) with its own input size.
 """
@@ -28,15 +31,16 @@ from asva.errors import DataError
 from asva.evaluation.frechet import frechet_distance
 
 I3D_SIZE = 224
-FEATURE_BATCH = 8
 
 
 class VideoFeatureNet(Protocol):
-    """What FVD needs of a feature network: [B, 3, T, S, S] in [-1, 1] -> [B, D]."""
+    """What FVD needs of a feature network: [B, 3, T, S, S] in [-1, 1] -> [B, D], on its device."""
 
     input_size: int
 
     def features(self, videos: torch.Tensor) -> torch.Tensor: ...
+
+    def to(self, device: torch.device) -> VideoFeatureNet: ...
 
 
 class TorchScriptI3D:
@@ -50,6 +54,10 @@ class TorchScriptI3D:
     @torch.no_grad()
     def features(self, videos: torch.Tensor) -> torch.Tensor:
         return self.module(videos, rescale=False, resize=False, return_features=True)
+
+    def to(self, device: torch.device) -> TorchScriptI3D:
+        self.module.to(device)
+        return self
 
 
 def load_i3d(path: str | Path) -> TorchScriptI3D:
@@ -78,14 +86,16 @@ def preprocess(videos: np.ndarray, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def video_features(videos: np.ndarray, net: VideoFeatureNet, batch_size: int = FEATURE_BATCH) -> np.ndarray:
-    """[N, T, H, W, 3] uint8 -> [N, D] float64 features."""
+def video_features(videos: np.ndarray, net: VideoFeatureNet, batch_size: int, device: torch.device) -> np.ndarray:
+    """[N, T, H, W, 3] uint8 -> [N, D] float64 features, on the host; `net` runs on `device`."""
     out = []
     for start in range(0, len(videos), batch_size):
-        out.append(net.features(preprocess(videos[start : start + batch_size], net.input_size)).double().numpy())
+        batch = preprocess(videos[start : start + batch_size], net.input_size).to(device)
+        out.append(net.features(batch).double().cpu().numpy())
     return np.concatenate(out)
 
 
-def fvd(real: np.ndarray, generated: np.ndarray, net: VideoFeatureNet) -> float:
+def fvd(real: np.ndarray, generated: np.ndarray, net: VideoFeatureNet, batch_size: int, device: torch.device) -> float:
     """Fréchet distance of the feature Gaussians of two clip sets [N, T, H, W, 3] uint8."""
-    return frechet_distance(video_features(real, net), video_features(generated, net))
+    real_features = video_features(real, net, batch_size, device)
+    return frechet_distance(real_features, video_features(generated, net, batch_size, device))

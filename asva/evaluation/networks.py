@@ -1,8 +1,10 @@
 """The networks behind FVD, IA, IT, RelSync and AlignSync: loaded from paths, or stand-ins trained once.
 
 With a path configured, the paper's network is loaded (StyleGAN-V's I3D TorchScript, ImageBind from
-`imagebind_huge.pth`, a synchronization classifier trained by sweeps/train_sync_classifier.py on real
-data), and the metric carries its reserved name. Without one, the embedded default trains a small
+`imagebind_huge.pth`, AVSyncD's released synchronization classifier with
+`eval.networks.sync_classifier.kind=avsyncd`), and on a real dataset the metric carries its reserved
+name; the project's small synchronization classifier trained on real data gives `relsync_asva` and
+`alignsync_asva` (docs/metrics.md). Without a path, the embedded default trains a small
 stand-in here, once per training split and configuration (cached under
 `paths.cache_dir/eval_networks/`, keyed by the split's content like the other stand-ins), and the
 metric carries the `_embedded` suffix. Every stand-in trains at the evaluation frame rate (6 FPS).
@@ -11,7 +13,7 @@ metric carries the `_embedded` suffix. Every stand-in trains at the evaluation f
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,6 +24,7 @@ from asva.config.hashing import stable_hash
 from asva.config.schema import ExperimentConfig, SyncClassifierConfig
 from asva.data.audio import FBANK_MEAN, FBANK_STD
 from asva.data.dataset import ClipSet
+from asva.evaluation.avsync_classifier import load_avsyncd
 from asva.evaluation.embedders import AudioVisionEmbedder, TextVisionEmbedder, TinyCLIP
 from asva.evaluation.fvd import VideoFeatureNet, load_i3d, preprocess
 from asva.evaluation.protocol import EVAL_FPS, at_eval_fps
@@ -38,11 +41,10 @@ from asva.evaluation.sync_classifier import (
 )
 from asva.training.checkpoint import build_once
 from asva.training.components import clipset_fingerprint
+from asva.tracking.store import EMBEDDED_SUFFIX, PROJECT_CLASSIFIER_SUFFIX
 from asva.training.loop import LoopSpec, train_loop
 
 log = logging.getLogger(__name__)
-
-EMBEDDED_SUFFIX = "_embedded"
 
 
 @dataclass
@@ -50,25 +52,33 @@ class EvalNetworks:
     video_features: VideoFeatureNet
     audio_vision: AudioVisionEmbedder
     text_vision: TextVisionEmbedder
-    sync: SyncClassifier
+    sync: nn.Module  # SyncClassifier (kind asva_small) or AVSyncDClassifier (kind avsyncd)
     # Which metrics are computed with the papers' own networks (and so carry the reserved names).
     paper_fvd: bool = False
     paper_ia: bool = False
     paper_it: bool = False
-    paper_sync: bool = False
+    # What RelSync/AlignSync's names end with (`sync_suffix`): "" only for the papers' classifier.
+    sync_suffix: str = EMBEDDED_SUFFIX
     # FID of frames (eval.fid): pytorch-fid's InceptionV3 from eval.networks.fid_inception_checkpoint.
     fid_inception: nn.Module | None = None
     paper_fid: bool = False
+    # Where the networks compute (`to`); their features come back to the host.
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def to(self, device: torch.device) -> EvalNetworks:
+        """Every network on `device` (the generator's, so scoring uses the job's accelerator)."""
+        for network in (self.video_features, self.audio_vision, self.text_vision, self.sync, self.fid_inception):
+            if network is not None:
+                network.to(device)
+        self.device = device
+        return self
 
     def name(self, metric: str) -> str:
-        paper = {
-            "fvd": self.paper_fvd,
-            "ia": self.paper_ia,
-            "it": self.paper_it,
-            "relsync": self.paper_sync,
-            "alignsync": self.paper_sync and self.paper_ia,
-            "fid": self.paper_fid,
-        }[metric]
+        if metric == "relsync":
+            return metric + self.sync_suffix
+        if metric == "alignsync":  # P_Align needs IA's network too
+            return metric + (self.sync_suffix if self.paper_ia else EMBEDDED_SUFFIX)
+        paper = {"fvd": self.paper_fvd, "ia": self.paper_ia, "it": self.paper_it, "fid": self.paper_fid}[metric]
         return metric if paper else metric + EMBEDDED_SUFFIX
 
 
@@ -95,6 +105,11 @@ class ImageBindEmbedder:
 
     def __init__(self, audio, vision):
         self.audio, self.vision = audio, vision
+
+    def to(self, device: torch.device) -> ImageBindEmbedder:
+        self.audio.to(device)
+        self.vision.to(device)
+        return self
 
     @torch.no_grad()
     def embed_audio(self, fbank: torch.Tensor) -> torch.Tensor:
@@ -180,12 +195,27 @@ def train_sync_classifier(
     return checkpoint_payload(classifier, windows, dataset, extra)
 
 
-def _sync(train: ClipSet, cfg: ExperimentConfig, cache_dir: Path) -> tuple[SyncClassifier, bool]:
+def sync_suffix(real_data: bool, papers_classifier: bool, trained_on_real_data: bool) -> str:
+    """The suffix of RelSync/AlignSync (docs/metrics.md): none, the reserved names, only for the papers'
+    classifier on a real dataset; `_asva` for a classifier of this project trained on real data;
+    `_embedded` on the synthetic benchmark or for a classifier trained on it."""
+    if not (real_data and trained_on_real_data):
+        return EMBEDDED_SUFFIX
+    return "" if papers_classifier else PROJECT_CLASSIFIER_SUFFIX
+
+
+def _sync(train: ClipSet, cfg: ExperimentConfig, cache_dir: Path) -> tuple[nn.Module, str]:
+    """The classifier `eval.networks.sync_classifier.kind` selects, and the suffix of its metrics' names."""
     sync = cfg.eval.networks.sync_classifier
+    real_data = cfg.data.name != "synthetic"
+    if sync.kind == "avsyncd":
+        loaded = load_avsyncd(sync.checkpoint)
+        return loaded.classifier, sync_suffix(real_data, loaded.papers, loaded.dataset != "synthetic")
     if sync.checkpoint:
         classifier, payload = load_sync_classifier(sync.checkpoint)
-        return classifier, payload.get("dataset") != "synthetic"
-    config = {k: v for k, v in asdict(sync).items() if k != "checkpoint"}
+        return classifier, sync_suffix(real_data, False, payload.get("dataset") != "synthetic")
+    # The small classifier's own settings only: the stand-in's cache outlives the other kinds' settings.
+    config = {k: v for k, v in asdict(sync).items() if k not in ("checkpoint", "kind", "avsyncd")}
     key = stable_hash(config, clipset_fingerprint(train), cfg.data.fps, "v1")
     payload = build_once(
         cache_dir / "eval_networks" / f"sync-{key}.pt",
@@ -193,11 +223,12 @@ def _sync(train: ClipSet, cfg: ExperimentConfig, cache_dir: Path) -> tuple[SyncC
     )
     classifier = SyncClassifier(SyncClassifierShape(**payload["shape"]))
     classifier.load_state_dict(payload["weights"])
-    return classifier.eval(), False
+    return classifier.eval(), EMBEDDED_SUFFIX
 
 
 def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) -> EvalNetworks:
-    """The networks for the configured evaluation: from paths where given, else stand-ins."""
+    """The networks for the configured evaluation: from paths where given, else stand-ins (trained on
+    the fixed clips of `train`, decoded into memory if it streams)."""
     spec = cfg.eval.networks
     real_data = cfg.data.name != "synthetic"
     # The networks from paths first, so that a missing file fails before any stand-in trains.
@@ -213,6 +244,7 @@ def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) 
         if not spec.fid_inception_checkpoint:
             raise ValueError("eval.fid=true needs eval.networks.fid_inception_checkpoint (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)")
         fid_inception = load_fid_inception(spec.fid_inception_checkpoint)
+    train = train.decoded(cfg.data.num_workers)
     frames = at_eval_fps(train.frames, cfg.data.fps)
     if spec.i3d_checkpoint:
         video_net, paper_fvd = load_i3d(spec.i3d_checkpoint), real_data
@@ -226,7 +258,7 @@ def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) 
         audio_vision = ImageBindEmbedder(load_imagebind_audio(spec.imagebind_checkpoint), load_imagebind_vision(spec.imagebind_checkpoint))
         paper_ia = real_data
     text_vision, paper_it = (tiny, False) if clip is None else (clip, real_data)
-    sync, paper_sync = _sync(train, cfg, cache_dir)
+    sync, suffix = _sync(train, cfg, cache_dir)
     return EvalNetworks(
         video_features=video_net,
         audio_vision=audio_vision,
@@ -235,7 +267,7 @@ def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) 
         paper_fvd=paper_fvd,
         paper_ia=paper_ia,
         paper_it=paper_it,
-        paper_sync=paper_sync and real_data,
+        sync_suffix=suffix,
         fid_inception=fid_inception,
         paper_fid=fid_inception is not None and real_data,
     )

@@ -6,7 +6,7 @@ import torch
 
 from asva.config.schema import DiffusionConfig
 from asva.models.asva_model import ASVAModel, AudioFeatures, Conditions
-from asva.models.diffusion import guided_prediction, sampling_scheduler
+from asva.models.diffusion import ddim_step, guided_prediction, sampling_scheduler
 from asva.models.first_stage import unit_to_frames
 from asva.models.tiny_unet import AudioContext
 
@@ -81,5 +81,5 @@ def denoise(
         prediction = output.float().chunk(len(variants))
         with_audio = prediction[3] if use_audio else prediction[2]
         guided = guided_prediction(prediction[0], prediction[1], prediction[2], with_audio, cfg)
-        latents = scheduler.step(guided, timestep, latents).prev_sample
+        latents = ddim_step(scheduler, guided, timestep, latents, cfg.ddim_eta, generator)
     return latents

@@ -1,14 +1,18 @@
-"""The audio-video synchronization classifier of asva-eccv2024.txt (Sec. 3.1 and 3.2).
+"""The project's small synchronization classifier (`eval.networks.sync_classifier.kind=asva_small`).
+
+Not the papers' classifier (that is asva/evaluation/avsync_classifier.py, kind `avsyncd`): a small
+network in its spirit, quick to train on the embedded benchmark, whose RelSync/AlignSync carry the
+names `relsync_asva` / `relsync_embedded` (docs/metrics.md), never the reserved ones.
 
 phi(a, v) is an unbounded score of how well audio segment a is synchronized with video segment v:
 an audio encoder of 2D convolutions over the log-mel filterbank, a video encoder of R(2+1)D
 convolutions (each 3D convolution factored into a 1x3x3 spatial and a 3x1x1 temporal one), and an
-MLP over their concatenation. Both encoders keep the time axis (one feature per video frame), the
-MLP scores the concatenated audio and video features of every frame, and phi is the mean over
-frames, so the same network scores a training window and a whole 2 s clip.
+MLP over their concatenation. Unlike the papers' classifier, both encoders keep the time axis (one
+feature per video frame), the MLP scores the concatenated audio and video features of every frame,
+and phi is the mean over frames, so the same network scores a 1-s training window and a whole 2 s clip.
 
-Training (Eq. 1 there, after VGGSoundSync): for a clip's audio window a_i and the video windows
-v_j of the same clip shifted by j = -D..D frame periods,
+Training (Eq. 1 of asva-eccv2024.txt, after VGGSoundSync): for a clip's audio window a_i and the video
+windows v_j of the same clip shifted by j = -D..D frame periods,
 
     P_Sync(a_i, v_i) = exp(phi(a_i, v_i) / tau) / sum_j exp(phi(a_i, v_j) / tau)        (Eq. 1)
 
@@ -110,6 +114,10 @@ class SyncClassifier(nn.Module):
         audio = self.audio_encoder(fbank, visual.shape[-1])
         return self.head(torch.cat([audio, visual], dim=1))[:, 0].mean(dim=1)
 
+    def score_inputs(self, fbank: torch.Tensor, frames: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The project's filterbanks and uint8 frames -> this network's (fbank, video)."""
+        return fbank, video_tensor(frames)
+
 
 def video_tensor(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
     """[B, T, H, W, 3] uint8 -> [B, 3, T, H, W] in [-1, 1]."""
@@ -118,13 +126,19 @@ def video_tensor(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sync_scores(classifier: SyncClassifier, fbank: torch.Tensor, frames: np.ndarray | torch.Tensor, batch_size: int = 32) -> np.ndarray:
-    """phi(a_n, v_n) for every clip n: fbank [N, F, mel], frames [N, T, H, W, 3] uint8 -> [N]."""
+def sync_scores(
+    classifier: nn.Module, fbank: torch.Tensor, frames: np.ndarray | torch.Tensor, batch_size: int = 32
+) -> np.ndarray:
+    """phi(a_n, v_n) for every clip n: fbank [N, F, mel], frames [N, T, H, W, 3] uint8 -> [N].
+
+    `classifier` is either kind (this small one or AVSyncDClassifier): its `score_inputs` turns the
+    project's filterbanks and frames into its own inputs, on the device its weights are on."""
     classifier.eval()
-    scores = [
-        classifier(fbank[start : start + batch_size], video_tensor(frames[start : start + batch_size]))
-        for start in range(0, len(fbank), batch_size)
-    ]
+    device = next(classifier.parameters()).device
+    scores = []
+    for start in range(0, len(fbank), batch_size):
+        audio, video = classifier.score_inputs(fbank[start : start + batch_size], frames[start : start + batch_size])
+        scores.append(classifier(audio.to(device), video.to(device)).cpu())
     return torch.cat(scores).double().numpy()
 
 
@@ -212,10 +226,12 @@ def load_sync_classifier(path: str | Path) -> tuple[SyncClassifier, dict]:
 
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"eval.sync_classifier.checkpoint: {path} does not exist")
+        raise DataError(f"eval.networks.sync_classifier.checkpoint: {path} does not exist")
     payload = load_checkpoint(path)
+    if payload.get("kind") == "avsyncd":
+        raise DataError(f"eval.networks.sync_classifier.checkpoint: {path} holds the papers' classifier (kind=avsyncd)")
     if "shape" not in payload or "weights" not in payload:
-        raise DataError(f"eval.sync_classifier.checkpoint: {path} is not a synchronization classifier checkpoint")
+        raise DataError(f"eval.networks.sync_classifier.checkpoint: {path} is not a synchronization classifier")
     classifier = SyncClassifier(SyncClassifierShape(**payload["shape"]))
     classifier.load_state_dict(payload["weights"])
     return classifier.eval(), payload

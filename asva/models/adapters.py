@@ -37,10 +37,15 @@ class AudioProjections(nn.Module):
 
 
 class AudioCrossAttention(nn.Module):
-    def __init__(self, channels: int, heads: int, context_dim: int):
+    """With `frame_time_encoding` (model.frame_time_encoding; in neither paper) the queries carry the
+    frame's time as fixed sinusoids, so that with the keys' token times (model.audio_time_encoding) a
+    frame can tell a sound just before it from one just after it inside its window."""
+
+    def __init__(self, channels: int, heads: int, context_dim: int, frame_time_encoding: bool = True):
         super().__init__()
         self.norm = nn.LayerNorm(channels)
         self.attn = Attention(channels, heads, context_dim)
+        self.frame_time_encoding = frame_time_encoding
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -51,11 +56,7 @@ class AudioCrossAttention(nn.Module):
         nn.init.zeros_(self.attn.to_out.bias)
 
     def forward(self, tokens: torch.Tensor, audio: AudioContext, frames: int) -> torch.Tensor:
-        """tokens [B*T, HW, C]; every frame sees only the audio tokens of its window.
-
-        The queries carry the frame's time and the keys their token's time (fixed sinusoids), so
-        that inside its window a frame can tell a sound just before it from one just after it.
-        """
+        """tokens [B*T, HW, C]; every frame sees only the audio tokens of its window."""
         batch = tokens.shape[0] // frames
         token_index = audio.frame_windows  # [T, W]; padding holds N
         keys = gather_frame_windows(self.attn.to_k(audio.tokens), token_index)  # [B*T, W, C]
@@ -65,8 +66,11 @@ class AudioCrossAttention(nn.Module):
         attended = token_index < audio.tokens.shape[1]
         attended[:, 0] = True
         mask = attended.repeat(batch, 1)[:, None, None, :]  # [B*T, 1, 1, W]
-        when = time_encoding(audio.frame_times, tokens.shape[-1]).to(tokens.device).repeat(batch, 1)[:, None, :]
-        return self.attn.attend(self.norm(tokens) + when, keys, values, mask=mask)
+        queries = self.norm(tokens)
+        if self.frame_time_encoding:
+            when = time_encoding(audio.frame_times, tokens.shape[-1]).to(tokens.device)
+            queries = queries + when.repeat(batch, 1)[:, None, :]
+        return self.attn.attend(queries, keys, values, mask=mask)
 
 
 def gather_frame_windows(projected: torch.Tensor, token_index: torch.Tensor) -> torch.Tensor:
@@ -77,22 +81,28 @@ def gather_frame_windows(projected: torch.Tensor, token_index: torch.Tensor) -> 
     return with_zero_token.index_select(1, token_index.flatten()).unflatten(1, token_index.shape).flatten(0, 1)
 
 
-def attach_audio_adapters(unet: TinyVideoUNet, heads: int, context_dim: int) -> nn.ModuleList:
+def attach_audio_adapters(
+    unet: TinyVideoUNet, heads: int, context_dim: int, frame_time_encoding: bool = True
+) -> nn.ModuleList:
     """Insert an audio cross-attention before every temporal attention; return them all."""
     modules = nn.ModuleList()
     for transformer in unet.transformers():
         channels = transformer.norm_self.normalized_shape[0]
-        transformer.audio_cross_attn = AudioCrossAttention(channels, heads, context_dim)
+        transformer.audio_cross_attn = AudioCrossAttention(channels, heads, context_dim, frame_time_encoding)
         modules.append(transformer.audio_cross_attn)
     return modules
 
 
-def attach_dynamicrafter_audio_adapters(unet, context_dim: int, head_channels: int = 64) -> nn.ModuleList:
+def attach_dynamicrafter_audio_adapters(
+    unet, context_dim: int, head_channels: int = 64, frame_time_encoding: bool = False
+) -> nn.ModuleList:
     """One audio cross-attention (query width = the level's channels, heads of `head_channels`)
-    before each of the DynamiCrafter UNet's temporal transformers; return them all."""
+    before each of the DynamiCrafter UNet's temporal transformers; return them all. Without a frame
+    time encoding by default: the paper's architecture."""
     modules = nn.ModuleList()
     for temporal in unet.temporal_transformers():
         channels = temporal.norm.num_channels
-        temporal.audio_cross_attn = AudioCrossAttention(channels, max(1, channels // head_channels), context_dim)
+        heads = max(1, channels // head_channels)
+        temporal.audio_cross_attn = AudioCrossAttention(channels, heads, context_dim, frame_time_encoding)
         modules.append(temporal.audio_cross_attn)
     return modules

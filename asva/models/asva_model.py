@@ -106,14 +106,19 @@ class ASVAModel(nn.Module):
         self.window_radius = window_radius
         self.fps = fps
         self.global_audio_token_every_frame = cfg.global_audio_token_every_frame
+        self.audio_time_encoding = cfg.audio_time_encoding
         self._fbank_frames = fbank_frames
         self._null_audio: AudioFeatures | None = None
         self.placement = CPU_FP32  # where and in which precision it computes (`place`)
         self.audio_projections = AudioProjections(taps, {n: e.dim for n, e in encoders.items()}, cfg.context_dim)
         if isinstance(base.unet, DynamiCrafterUNet):
-            self.audio_cross_attn = attach_dynamicrafter_audio_adapters(base.unet, cfg.context_dim, base.unet.spec.num_head_channels)
+            self.audio_cross_attn = attach_dynamicrafter_audio_adapters(
+                base.unet, cfg.context_dim, base.unet.spec.num_head_channels, cfg.frame_time_encoding
+            )
         else:
-            self.audio_cross_attn = attach_audio_adapters(base.unet, cfg.heads, cfg.context_dim)
+            self.audio_cross_attn = attach_audio_adapters(
+                base.unet, cfg.heads, cfg.context_dim, cfg.frame_time_encoding
+            )
 
     def place(self, placement: Placement, gradient_checkpointing: bool = False) -> "ASVAModel":
         """Move to the job's device and precision (asva/models/placement.py): under bf16-mixed the
@@ -212,7 +217,8 @@ class ASVAModel(nn.Module):
 
         Every frame sees the tokens of its time window and, with `global_audio_token_every_frame`,
         every tap's global token (asva-eccv2024 Section 4.2 appends it to each frame's segment);
-        without it a global token passes the window at its own time like a patch."""
+        without it a global token passes the window at its own time like a patch. With
+        `audio_time_encoding` each projected token also carries its time (fixed sinusoids)."""
         states = features.states
         if drop_audio.any():  # the flags stay on the host: no device sync for this decision
             null = self.null_audio(self._fbank_frames).states
@@ -222,8 +228,10 @@ class ASVAModel(nn.Module):
         mask = window_mask(times, features.token_times, self.window_radius, self.fps)
         if self.global_audio_token_every_frame:
             mask = mask | features.global_tokens.to(mask.device)
-        when = time_encoding(features.token_times, self.audio_projections.context_dim).to(self.placement.device)
-        tokens = self.audio_projections(states) + when
+        tokens = self.audio_projections(states)
+        if self.audio_time_encoding:
+            when = time_encoding(features.token_times, self.audio_projections.context_dim)
+            tokens = tokens + when.to(self.placement.device)
         return AudioContext(tokens=tokens, frame_mask=mask, frame_times=times)
 
     def conditions(

@@ -36,6 +36,19 @@ def sampling_scheduler(cfg: DiffusionConfig) -> DDIMScheduler:
     return scheduler
 
 
+def ddim_step(
+    scheduler: DDIMScheduler, prediction: torch.Tensor, timestep: torch.Tensor, latents: torch.Tensor, eta: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One DDIM update (diffusion.ddim_eta). With eta > 0 DDIM adds fresh noise at every step (eta = 1:
+    DDPM's posterior variance, as DynamiCrafter samples); it is drawn from `generator` on the CPU and
+    then moved, so a seed gives the same sample on any device. eta = 0 draws nothing."""
+    if eta == 0:
+        return scheduler.step(prediction, timestep, latents).prev_sample
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
+    return scheduler.step(prediction, timestep, latents, eta=eta, variance_noise=noise).prev_sample
+
+
 def noised_batch(
     scheduler: DDPMScheduler, latents: torch.Tensor, generator: torch.Generator, rows: slice | None = None, batch_size: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

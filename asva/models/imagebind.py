@@ -239,7 +239,8 @@ class ImageBindVision(nn.Module):
         x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
         top, left = (size[0] - self.image_size) // 2, (size[1] - self.image_size) // 2
         x = x[:, :, top : top + self.image_size, left : left + self.image_size]
-        mean, std = torch.tensor(VISION_MEAN)[:, None, None], torch.tensor(VISION_STD)[:, None, None]
+        mean = torch.tensor(VISION_MEAN, device=x.device)[:, None, None]
+        std = torch.tensor(VISION_STD, device=x.device)[:, None, None]
         return (x - mean) / std
 
     def embed_vision(self, images_uint8: torch.Tensor) -> torch.Tensor:

@@ -28,16 +28,39 @@ LATENT_SCALE_256 = 0.18215
 LATENT_SCALE_512 = 0.12  # configs/inference_512_v1.0.yaml scale_factor
 
 # configs/inference_{256,512}_v1.0.yaml: the 256 model predicts eps on the plain scaled-linear
-# schedule; the 512 model predicts v with zero-terminal-SNR rescaled betas and conditions on fps.
+# schedule and conditions on the frame stride; the 512 model predicts v with zero-terminal-SNR
+# rescaled betas and conditions on fps (lvdm's fps_condition_type "fs" / "fps").
 VARIANTS = {
-    "256": dict(unet=UNetSpec(), prediction_type="epsilon", zero_terminal_snr=False, latent_scale=LATENT_SCALE_256),
+    "256": dict(
+        unet=UNetSpec(),
+        prediction_type="epsilon",
+        zero_terminal_snr=False,
+        latent_scale=LATENT_SCALE_256,
+        fs_input="stride",
+    ),
     "512": dict(
         unet=UNetSpec(image_cross_attention_scale_learnable=False, default_fs=24),
         prediction_type="v_prediction",
         zero_terminal_snr=True,
         latent_scale=LATENT_SCALE_512,
+        fs_input="fps",
     ),
 }
+
+
+def frame_stride_input(variant: str, frame_stride: int | None, source_fps: float, fps: int) -> int:
+    """The value of DynamiCrafter's `fs` input for clips at `fps` resampled from `source_fps` video.
+
+    `frame_stride` (model.frame_stride) when set. Otherwise as DynamiCrafter's training data
+    (lvdm/data/webvid.py) set it: the 256 model saw the stride between the source frames it kept
+    (larger = more motion per frame), so source_fps / fps to the nearest whole frame, at least 1; the
+    512 model saw the clip's frame rate, so fps.
+    """
+    if frame_stride is not None:
+        return frame_stride
+    if VARIANTS[variant]["fs_input"] == "fps":
+        return fps
+    return max(1, round(source_fps / fps))
 
 
 @dataclass

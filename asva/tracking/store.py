@@ -52,6 +52,7 @@ BOOKKEEPING_METRICS = frozenset(
         "num_test_clips",
         "num_test_clips_openclass",
         "data_skipped_files",
+        "pool_leaks_removed",
         "curation_kept",
         "curation_rejected",
     }
@@ -59,6 +60,15 @@ BOOKKEEPING_METRICS = frozenset(
 
 # Metric names reserved for numbers computed exactly as the papers define them.
 PAPER_METRICS = ("fvd", "ia", "it", "relsync", "alignsync")
+
+# Suffixes of metric names: asva/evaluation/ writes them, analysis/ reads them.
+EMBEDDED_SUFFIX = "_embedded"  # a paper metric computed with a stand-in network, not the paper's
+NULL_AUDIO_SUFFIX = "_null_audio"  # the same model sampled with the null audio: does it use the audio?
+OPENCLASS_SUFFIX = "_openclass"  # scored on held-out clips of classes only the pretraining pool holds
+GROUNDTRUTH_SUFFIX = "_ref_groundtruth"  # reference row: the real clips scored as if generated
+STATIC_SUFFIX = "_ref_static"  # reference row: each real clip's first frame repeated
+# RelSync/AlignSync on real data by a synchronization classifier of this project, not the papers' (docs/metrics.md).
+PROJECT_CLASSIFIER_SUFFIX = "_asva"
 
 
 def tracking_uri() -> str:

@@ -33,7 +33,11 @@ ENCODER_BATCH = 32
 
 
 def clipset_fingerprint(clips: ClipSet) -> str:
-    """Identifies the clips by content (frames and sound), so changed data invalidates caches."""
+    """Identifies the clips by their files (ids, sizes, modification times) and decoding settings, so
+    changed data invalidates caches without reading a frame. A set made in memory (no files) is
+    identified by its content."""
+    if clips.source:
+        return stable_hash(clips.video_ids, clips.source)
     digest = hashlib.sha256()
     for tensor in (clips.frames, clips.audio):
         digest.update(tensor.contiguous().numpy().tobytes())
@@ -86,16 +90,17 @@ def audio_encoder(name: str, cfg: AudioEncoderConfig, pool: ClipSet | None, cach
         return encoder.eval()
     config = {k: v for k, v in asdict(cfg).items() if k != "checkpoint"}
     path = cache_dir / "encoders" / f"{cfg.kind}-{stable_hash(config, clipset_fingerprint(pool), seed, 'v1')}.pt"
-    labels = pool.label_indices()
 
     def build() -> dict:
+        clips = pool.decoded()
+        labels = clips.label_indices()
         torch.manual_seed(seed)
         fresh = TinyAudioEncoder(cfg.kind, cfg.num_layers, cfg.dim, cfg.token_seconds, num_classes=len(pool.classes))
         losses = train_loop(
             fresh,
             list(fresh.parameters()),
-            lambda idx, gen: fresh.pretext_loss(pool.fbank[idx], labels[idx], gen),
-            len(pool),
+            lambda idx, gen: fresh.pretext_loss(clips.fbank[idx], labels[idx], gen),
+            len(clips),
             LoopSpec(lr=cfg.lr, batch_size=ENCODER_BATCH, steps=cfg.train_steps),
             seed,
             desc=f"stand-in audio encoder {name} ({cfg.kind}, trained once)",
@@ -122,9 +127,11 @@ def base_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path) -> 
     model_cfg = cfg.model
     if model_cfg.name == "dynamicrafter":
         # The paper's base: DynamiCrafter's official model.ckpt, every part loaded strictly, never trained.
-        from asva.models.paper_model import load_dynamicrafter_base
+        from asva.models.paper_model import frame_stride_input, load_dynamicrafter_base
 
-        return load_dynamicrafter_base(model_cfg.variant, model_cfg.base_checkpoint, width=model_cfg.paper_width)
+        stride = frame_stride_input(model_cfg.variant, model_cfg.frame_stride, cfg.data.source_fps, cfg.data.fps)
+        log.info("DynamiCrafter %s: frame-stride input fs = %d (docs/paper_model.md)", model_cfg.variant, stride)
+        return load_dynamicrafter_base(model_cfg.variant, model_cfg.base_checkpoint, stride, model_cfg.paper_width)
     base = ImageToVideoBase(model_cfg)
     if model_cfg.base_checkpoint:
         base.load_state_dict(_load_weights(model_cfg.base_checkpoint, "model.base_checkpoint"))
@@ -134,15 +141,16 @@ def base_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path) -> 
     path = cache_dir / "base" / f"tiny-{key}.pt"
 
     def build() -> dict:
+        clips = pool.decoded()
         torch.manual_seed(0)
         fresh = ImageToVideoBase(model_cfg)
-        fresh.first_stage.fit(frames_to_unit(pool.frames))
+        fresh.first_stage.fit(frames_to_unit(clips.frames))
         scheduler = training_scheduler(cfg.diffusion)
-        latents = fresh.encode_video(pool.frames)
+        latents = fresh.encode_video(clips.frames)
 
         def loss(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             drop_image, drop_text, _ = drop_masks(len(idx), cfg.diffusion.cond_drop, gen)
-            cond = fresh.conditions(pool.frames[idx], captions(pool, idx), drop_image, drop_text)
+            cond = fresh.conditions(clips.frames[idx], captions(clips, idx), drop_image, drop_text)
             noisy, timesteps, target = noised_batch(scheduler, latents[idx], gen)
             return torch.nn.functional.mse_loss(fresh(noisy, timesteps, cond), target)
 
@@ -150,7 +158,7 @@ def base_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path) -> 
             fresh,
             list(fresh.parameters()),
             loss,
-            len(pool),
+            len(clips),
             LoopSpec(lr=model_cfg.base_lr, batch_size=model_cfg.base_batch_size, steps=model_cfg.base_train_steps),
             seed=0,
             desc="frozen image-to-video base (trained once)",

@@ -18,18 +18,21 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
 from asva import distributed
+from asva.data.loader import batch_indices
 from asva.errors import DataError
 from asva.progress import progress as progress_counter
 from asva.training.checkpoint import load_checkpoint, save_checkpoint
 from asva.training.preemption import SignalsHeldUntilStepEnd
 
-BatchLoss = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+BatchLoss = Callable[[Any, torch.Generator], torch.Tensor]
+# (first step, total steps) -> the batches of those steps, in order.
+Batches = Callable[[int, int], Iterable[Any]]
 
 
 @dataclass
@@ -46,14 +49,6 @@ class LoopSpec:
         if self.steps is not None:
             return self.steps
         return self.epochs * math.ceil(num_examples / self.batch_size)
-
-
-def batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> torch.Tensor:
-    """The examples of `step`: consecutive slices of a per-epoch permutation (last batch may be short)."""
-    per_epoch = math.ceil(num_examples / batch_size)
-    epoch, position = divmod(step, per_epoch)
-    order = torch.randperm(num_examples, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-    return order[position * batch_size : (position + 1) * batch_size]
 
 
 def sampler_position(step: int, num_examples: int, batch_size: int) -> dict[str, int]:
@@ -91,6 +86,7 @@ def train_loop(
     on_checkpoint: Callable[[int], None] | None = None,
     metadata: dict[str, Any] | None = None,
     data_parallel: bool = False,
+    batches: Batches | None = None,
 ) -> list[float]:
     """Adam over `parameters` for the spec's steps; returns the loss of every step.
 
@@ -100,7 +96,9 @@ def train_loop(
     it exists. `on_checkpoint(step)` runs just before each save
     (to flush what the caller logged up to that step); `metadata` is stored in every checkpoint.
     `batch_size` is the global batch, with `data_parallel` too: the steps, the schedule and the rows
-    each step sees do not depend on the number of ranks.
+    each step sees do not depend on the number of ranks. `batch_loss(batch, generator)` gets each
+    step's batch from `batches` (e.g. a DataLoader of clips, asva/data/loader.py), by default the
+    indices of its examples (`batch_indices`).
     """
     state_dict = state_dict or module.state_dict
     load_state_dict = load_state_dict or module.load_state_dict
@@ -152,13 +150,17 @@ def train_loop(
     module.train()
     progress = progress_counter(range(start, total), desc=desc, unit="step", initial=start, total=total)
     last_saved = time.monotonic()
+    if batches is None:
+        steps_batches = (batch_indices(step, num_examples, spec.batch_size, seed) for step in range(start, total))
+    else:
+        steps_batches = batches(start, total)
     with SignalsHeldUntilStepEnd() as stop_signals:
-        for step in progress:
+        for step, batch in zip(progress, steps_batches):
             torch.manual_seed(seed * 7919 + step)  # for any op that draws from the global generator
             random.seed(seed * 7919 + step)
             np.random.seed((seed * 7919 + step) % 2**32)
             generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            loss = batch_loss(batch_indices(step, num_examples, spec.batch_size, seed), generator)
+            loss = batch_loss(batch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if data_parallel:

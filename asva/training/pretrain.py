@@ -66,8 +66,10 @@ def pretrained_adapters(
     pool: ClipSet | None,
     cache_dir: Path,
     on_trained: Callable[[str, list[float], dict[str, str], int], None] | None,
+    failed: set[str] | None = None,
 ) -> tuple[str, dict[str, torch.Tensor]]:
-    """(key, adapter weights) of stage 1; trains it (and calls on_trained) only if not cached.
+    """(key, adapter weights) of stage 1; trains it (and calls on_trained) only if not cached. The
+    pool clips training could not read are added to `failed`.
 
     Under data parallelism every rank calls this and they train together: rank 0 looks up the cache
     (under its lock, so concurrent jobs still train a key once) and curates the pool, then tells the
@@ -88,9 +90,11 @@ def pretrained_adapters(
             cfg.diffusion,
             PRETRAIN_SEED,
             desc=f"stage 1: pretraining adapters on {len(kept)} pool videos (trained once)",
-            sample_rate=cfg.data.sample_rate,
+            data=cfg.data,
             checkpoint_path=folder / "progress.pt",
             data_parallel=world.size > 1,
+            failed=failed,
+            cache_dir=cache_dir,
         )
         if on_trained is not None:
             on_trained(key, losses, rejected, len(kept))
@@ -116,8 +120,12 @@ def pretrained_adapters(
 
 
 def curated_pool(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> tuple[ClipSet, dict[str, str]]:
-    """(clips stage 1 trains on, {rejected video id: reasons}) for the job's curation choice."""
+    """(clips stage 1 trains on, {rejected video id: reasons}) for the job's curation choice. A pool
+    read from a curated manifest (`data.pool_manifest`, sweeps/curate.py) is never curated again."""
     if cfg.curation == "none":
+        return pool, {}
+    if cfg.data.pool_manifest is not None:
+        log.info("the pool is the curated manifest %s: curation=auto applies no filter again", cfg.data.pool_manifest)
         return pool, {}
     if not pool.paths:
         raise ValueError("the pool was decoded without its file paths; clear paths.cache_dir/decoded")

@@ -1,0 +1,223 @@
+"""`sweeps/prepare.py`: the frozen first stage's latents of every training video, encoded once.
+
+For each set a job with this data and model trains on (the training split and the pretraining
+pool, as `job_pool` finds it: a folder, VGGSound's CSV or a curated manifest), every frame of every
+video on the `data.fps` grid goes through the frozen first stage (the DynamiCrafter VAE's posterior
+mode, or the embedded model's patch autoencoder), on `train.device` in `train.precision` as the jobs
+place it, and is written in `latent_dtype` to the cache the jobs read (asva/data/latent_cache.py).
+
+A set's videos are split into `shards` consecutive shards; a run encodes shard `shard`. A shard with
+its index written is done and skipped by a rerun (a killed or requeued run redoes only the shard it
+was in); the shards of a multirun run one after another, as local processes or as a SLURM array
+(`-m shards=N 'shard=range(0,N)' hydra/launcher=...`). Streamed videos are decoded by
+`data.num_workers` DataLoader processes while this one encodes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from filelock import FileLock
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from asva.config.schema import PrepareConfig
+from asva.config.validate import validate
+from asva.cpus import usable_cpus
+from asva.data import sources
+from asva.data.dataset import ClipSet, job_pool, load_split, streams
+from asva.data.latent_cache import NpyAppender, cache_folder, first_stage_key, read_settings, row_keys, shard_stem
+from asva.data.loader import one_thread_per_worker
+from asva.data.streaming import StreamedWindows
+from asva.errors import ConfigError, DataError
+from asva.models.first_stage import frames_to_unit
+from asva.models.placement import Placement
+from asva.models.placement import resolve as resolve_placement
+from asva.progress import progress
+from asva.training.checkpoint import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+SETS = ("train", "pool")
+DTYPES = {"float16": np.float16, "float32": np.float32}
+# Frames per first-stage forward pass. A video is cut into near-equal chunks of at most this many
+# (never a lone frame): convolution kernels may round a batch of one differently from a larger one.
+ENCODE_FRAMES = 32
+
+
+def check(cfg: PrepareConfig) -> None:
+    """Every impossible setting, before any compute."""
+    validate(cfg)
+    if cfg.shards < 1:
+        raise ConfigError(f"shards: must be >= 1, got {cfg.shards}")
+    if not 0 <= cfg.shard < cfg.shards:
+        raise ConfigError(f"shard: must be within 0..{cfg.shards - 1} (shards={cfg.shards}), got {cfg.shard}")
+    if cfg.latent_dtype not in DTYPES:
+        raise ConfigError(f"latent_dtype: must be one of {tuple(DTYPES)}, got {cfg.latent_dtype!r}")
+    unknown = [name for name in cfg.sets if name not in SETS]
+    if unknown or not cfg.sets:
+        raise ConfigError(f"sets: must name some of {SETS}, got {list(cfg.sets)}")
+
+
+def first_stage(cfg: PrepareConfig, pool: ClipSet | None, cache_dir: Path) -> nn.Module:
+    """The jobs' frozen first stage: DynamiCrafter's VAE from model.base_checkpoint (nothing else of
+    the 2B-parameter base is built), or the embedded base's patch autoencoder (the base trained once
+    on the pool and cached, as a job would)."""
+    if cfg.model.name == "dynamicrafter":
+        from asva.models.checkpoints import load_parts, read_lightning_state
+        from asva.models.paper_model import VARIANTS, LatentCodec, sd_vae
+
+        if not cfg.model.base_checkpoint:
+            raise DataError("model.base_checkpoint: the paper model's VAE is in DynamiCrafter's official model.ckpt")
+        vae = sd_vae(cfg.model.paper_width)
+        load_parts(read_lightning_state(cfg.model.base_checkpoint), {"first_stage_model": vae})
+        return LatentCodec(vae, VARIANTS[cfg.model.variant]["latent_scale"]).requires_grad_(False).eval()
+    from asva.training.components import base_model
+
+    if pool is None and not cfg.model.base_checkpoint:
+        raise DataError("data.pool_root: the stand-in base (its first stage) trains on a pretraining pool; none is set")
+    return base_model(cfg, pool, cache_dir).first_stage
+
+
+def encode_frames(stage: nn.Module, placement: Placement, frames: torch.Tensor) -> torch.Tensor:
+    """Latents [n, C, h, w] of frames [n, H, W, 3] uint8, as `encode_video` computes them in a job."""
+    chunks = -(-len(frames) // ENCODE_FRAMES)
+    bounds = [round(i * len(frames) / chunks) for i in range(chunks + 1)]
+    encoded = []
+    with torch.no_grad(), placement.autocast():
+        for begin, end in itertools.pairwise(bounds):
+            block = placement.to_device(frames[None, begin:end])
+            encoded.append(stage.encode(frames_to_unit(block))[0].transpose(0, 1).float().cpu())
+    return torch.cat(encoded)
+
+
+class VideoFrames(Dataset):
+    """Item i: every frame of row `rows[i]`'s video (or why it could not be read)."""
+
+    def __init__(self, windows, rows: list[int]):
+        self.windows, self.rows = windows, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.rows[index]
+        try:
+            frames, start = self.windows.video_frames(row)
+        except DataError as error:
+            return {"row": row, "failed": str(error)}
+        return {"row": row, "frames": frames, "start": start}
+
+
+def claim_folder(folder: Path, settings: dict) -> None:
+    """Record what the folder holds on its first run; refuse a run that would mix other settings in."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / "settings.lock")):
+        before = read_settings(folder)
+        if before is None:
+            write_text_atomic(folder / "settings.json", json.dumps(settings, indent=1, sort_keys=True))
+            return
+    changed = sorted(key for key in settings if before.get(key) != settings[key])
+    if changed:
+        raise DataError(
+            f"{folder} was prepared with other settings ({', '.join(f'{k}={before.get(k)}' for k in changed)}): "
+            "run with those to resume it, or delete the folder"
+        )
+
+
+def prepare_shard(
+    clips: ClipSet, stage: nn.Module, placement: Placement, cache_dir: Path, shard: int, shards: int,
+    dtype: str, workers: int, name: str,
+) -> dict[str, float]:
+    """Encode shard `shard` of `shards` of the set's videos into its cache folder (skipped when done).
+    Returns its counts: videos, frames, skipped files, bytes written and seconds."""
+    folder = cache_folder(cache_dir, clips.source, first_stage_key(stage))
+    settings = {"source": clips.source, "first_stage": first_stage_key(stage), "shards": shards, "dtype": dtype,
+                "fps": clips.windows.fps, "videos": len(clips), "set": name}
+    claim_folder(folder, settings)
+    stem = shard_stem(shard, shards)
+    index_path = folder / f"{stem}.json"
+    if index_path.is_file():
+        log.info("latent cache of %s: shard %d of %d is already done (%s)", name, shard, shards, index_path)
+        return json.loads(index_path.read_text())["counts"]
+    started = time.monotonic()
+    rows = list(range(shard * len(clips) // shards, (shard + 1) * len(clips) // shards))
+    streamed = isinstance(clips.windows, StreamedWindows)
+    workers = workers if streamed and rows else 0
+    loader = DataLoader(
+        VideoFrames(clips.windows, rows), batch_size=None, num_workers=workers,
+        worker_init_fn=one_thread_per_worker if workers else None,
+    )
+    keys = row_keys(clips)
+    videos, skipped, writer = [], [], None
+    desc = f"latents of {name}: shard {shard} of {shards} ({len(rows)} videos)"
+    for item in progress(loader, desc=desc, total=len(rows), unit="video"):
+        if "failed" in item:
+            skipped.append(item["failed"])
+            log.warning("latent cache: skipping %s", item["failed"])
+            continue
+        latents = encode_frames(stage, placement, item["frames"]).numpy()
+        if writer is None:
+            writer = NpyAppender(folder / f"{stem}.npy", latents.shape[1:], DTYPES[dtype])
+        video_id, path = keys[item["row"]].split("\t", 1)
+        offset = writer.append(latents)
+        videos.append(
+            {"video_id": video_id, "path": path, "start": item["start"], "frames": len(latents), "offset": offset}
+        )
+    if writer is None:  # nothing to write: an empty shard still marks its place
+        np.save(folder / f"{stem}.npy", np.zeros((0,), dtype=DTYPES[dtype]))
+    else:
+        writer.close()
+    frames = sum(video["frames"] for video in videos)
+    counts = {
+        "videos": len(videos),
+        "frames": frames,
+        "skipped": len(skipped),
+        "bytes": (folder / f"{stem}.npy").stat().st_size,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    precision = str(placement.compute_dtype or "fp32")
+    index = {"videos": videos, "skipped": skipped, "counts": counts, "precision": precision}
+    write_text_atomic(index_path, json.dumps(index))
+    log.info("latent cache of %s: shard %d of %d done, %d videos (%d frames, %.1f MB) in %.1f s, %d skipped -> %s",
+             name, shard, shards, len(videos), frames, counts["bytes"] / 1e6, counts["seconds"], len(skipped), folder)
+    return counts
+
+
+def run_prepare(cfg: PrepareConfig) -> dict[str, float]:
+    """Encode shard `cfg.shard` of every set named in `cfg.sets`; returns each set's counts."""
+    check(cfg)
+    cache_dir = Path(cfg.paths.cache_dir)
+    root = sources.benchmark_root(cfg.data, cache_dir)
+    sources.ensure_generated(cfg.data, root)
+    pool = job_pool(cfg.data, root, cache_dir)
+    sets = {}
+    if "train" in cfg.sets:
+        sets["train"] = load_split(root, "train", cfg.data, cache_dir)
+    if "pool" in cfg.sets:
+        if pool is None:
+            log.info("latent cache: the data names no pretraining pool; only the training split is encoded")
+        else:
+            sets["pool"] = pool
+    placement = resolve_placement(cfg.train.device, cfg.train.precision)
+    stage = placement.place(first_stage(cfg, pool, cache_dir), trainable=[])
+    workers = cfg.data.num_workers
+    # The encoding threads share the CPUs this process may use with the decoding workers.
+    torch.set_num_threads(cfg.train.num_threads or max(1, usable_cpus() - (workers if streams(cfg.data) else 0)))
+    metrics: dict[str, float] = {}
+    for name, clips in sets.items():
+        if clips.windows is None or not clips.windows.has_choice:
+            log.info("latent cache of %s: every video holds one clip (or data.train_clip_start=start): a stage "
+                     "encodes them once up front, there is nothing to cache", name)
+            continue
+        counts = prepare_shard(
+            clips, stage, placement, cache_dir, cfg.shard, cfg.shards, cfg.latent_dtype, workers, name
+        )
+        metrics.update({f"prepare_{name}_{key}": float(value) for key, value in counts.items()})
+    return metrics
