@@ -53,7 +53,11 @@ def smallest_matching_k(
     it or None, that K's value, the ratio of the two Ks)."""
     rows = []
     for k_base, value in sorted(finetune_only.items()):
-        matching = [k for k, candidate in sorted(pretrain.items()) if matches_or_beats(candidate, value, higher_is_better, decimals)]
+        matching = [
+            k
+            for k, candidate in sorted(pretrain.items())
+            if matches_or_beats(candidate, value, higher_is_better, decimals)
+        ]
         if not matching:
             rows.append((k_base, value, None, math.nan, math.nan))
             continue
@@ -63,12 +67,16 @@ def smallest_matching_k(
 
 
 def _means(runs: pd.DataFrame, metric: str, pretrain: str) -> dict[float, float]:
-    rows = runs[runs["pretrain"] == pretrain].assign(k_number=runs["k"].map(numeric_k)).dropna(subset=["k_number", metric])
+    rows = (
+        runs[runs["pretrain"] == pretrain].assign(k_number=runs["k"].map(numeric_k)).dropna(subset=["k_number", metric])
+    )
     return rows.groupby("k_number")[metric].mean().to_dict()
 
 
 def _directed_metrics(table: Table) -> list[str]:
-    return [m for m in table.metrics if not m.endswith(NULL_AUDIO_SUFFIX) and metric_info(m).higher_is_better is not None]
+    return [
+        m for m in table.metrics if not m.endswith(NULL_AUDIO_SUFFIX) and metric_info(m).higher_is_better is not None
+    ]
 
 
 @dataclass
@@ -99,7 +107,9 @@ def budget_curve(table: Table) -> Budget | None:
             finetune_only, pretrain = _means(runs, metric, "false"), _means(runs, metric, "true")
             if not finetune_only or not pretrain:
                 continue
-            for k_base, value, k_pre, value_pre, ratio in smallest_matching_k(finetune_only, pretrain, bool(info.higher_is_better), info.decimals):
+            for k_base, value, k_pre, value_pre, ratio in smallest_matching_k(
+                finetune_only, pretrain, bool(info.higher_is_better), info.decimals
+            ):
                 records.append(dict(zip(COLUMNS, [label, metric, k_base, value, k_pre, value_pre, ratio])))
                 shown.append(
                     {
@@ -131,9 +141,18 @@ def plot_budget(budget: Budget) -> Figure:
     for (label, metrics), group_axes in zip(panels.items(), axes):
         runs = groups[label]
         for ax, metric in zip(group_axes, metrics):
-            data = runs.assign(k_number=runs["k"].map(numeric_k), paradigm=runs["pretrain"].map(PARADIGMS)).dropna(subset=["k_number", metric, "paradigm"])
+            data = runs.assign(k_number=runs["k"].map(numeric_k), paradigm=runs["pretrain"].map(PARADIGMS)).dropna(
+                subset=["k_number", metric, "paradigm"]
+            )
             positive = data[data["k_number"] > 0]
-            options = {"data": positive, "x": "k_number", "y": metric, "hue": "paradigm", "hue_order": list(PARADIGMS.values()), "ax": ax}
+            options = {
+                "data": positive,
+                "x": "k_number",
+                "y": metric,
+                "hue": "paradigm",
+                "hue_order": list(PARADIGMS.values()),
+                "ax": ax,
+            }
             sns.scatterplot(**options, alpha=0.5, s=16, legend=False)
             sns.lineplot(**options, errorbar=INTERVAL, seed=SEED, marker="o", markersize=7)
             zero = data.loc[(data["k_number"] == 0) & (data["pretrain"] == "true"), metric]

@@ -50,7 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--only", type=comma_list(NAMES), default=NAMES, help=f"build only these ({', '.join(NAMES)})")
-    parser.add_argument("--format", type=comma_list(outputs.FORMATS), default=outputs.FORMATS, help=f"files to write ({', '.join(outputs.FORMATS)})")
+    parser.add_argument(
+        "--format",
+        type=comma_list(outputs.FORMATS),
+        default=outputs.FORMATS,
+        help=f"files to write ({', '.join(outputs.FORMATS)})",
+    )
     parser.add_argument(
         "--metrics",
         type=lambda text: tuple(value.strip() for value in text.split(",") if value.strip()),
@@ -67,10 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = parse_args(argv)
     started = time.perf_counter()
-    job_runs = runs.load_job_runs(study=args.study, dataset=args.dataset, experiment=args.experiment, parent_run_id=args.parent_run_id)
+    job_runs = runs.load_job_runs(
+        study=args.study, dataset=args.dataset, experiment=args.experiment, parent_run_id=args.parent_run_id
+    )
     log.info("loaded %d job runs from %s in %.1f s", len(job_runs), tracking_uri(), time.perf_counter() - started)
     if job_runs.empty:
-        filters = {name: value for name, value in vars(args).items() if name not in ("out", "only", "format", "metrics") and value is not None}
+        filters = {
+            name: value
+            for name, value in vars(args).items()
+            if name not in ("out", "only", "format", "metrics") and value is not None
+        }
         where = f" matching {filters}" if filters else ""
         print(f"No job runs{where} in {tracking_uri()}: nothing to tabulate.")
         contract = f"A job run is tagged {STUDY_TAG}, and either {ROLE_TAG}={ROLE_JOB} or no {ROLE_TAG} and the params {', '.join(runs.REQUIRED_PARAMS)}."
@@ -80,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         logged = tables.result_metrics(job_runs, null_audio=True)
         unmatched = [pattern for pattern in args.metrics if not tables.select_metrics(logged, (pattern,))]
         if unmatched:
-            print(f"error: --metrics: {', '.join(unmatched)} matches no logged metric; logged: {', '.join(logged)}", file=sys.stderr)
+            print(
+                f"error: --metrics: {', '.join(unmatched)} matches no logged metric; logged: {', '.join(logged)}",
+                file=sys.stderr,
+            )
             return 2
     built: dict[str, tables.Table | None] = {}
     drawing = bool({"png", "pdf"} & set(args.format))  # figures take longer than tables: only when asked

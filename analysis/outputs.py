@@ -59,7 +59,12 @@ def to_latex(table: Tabular) -> str:
         table.display.style.hide(axis="index")
         .format(escape="latex")
         .format_index(escape="latex", axis=1)
-        .to_latex(hrules=True, column_format="l" * len(table.display.columns), caption=latex_escape(table.title), position_float="centering")
+        .to_latex(
+            hrules=True,
+            column_format="l" * len(table.display.columns),
+            caption=latex_escape(table.title),
+            position_float="centering",
+        )
     )
     footnote = f"\\par\\smallskip{{\\footnotesize {latex_escape(table.footnote())}}}\n"
     body = body.replace("\\end{table}", footnote + "\\end{table}")

@@ -27,7 +27,10 @@ PANELS_PER_ROW = 3
 PANEL_INCHES = (4.4, 3.4)  # width, height: 528 x 408 px at the 120 dpi of outputs.write_outputs
 LEGEND_INCHES = 0.6
 LEGEND_TITLE = "small points: one run per seed; large markers: mean with its 95% interval"
-REFERENCE_STYLE = {"Groundtruth": {"color": "tab:green", "linestyle": "--"}, "Static": {"color": "0.4", "linestyle": ":"}}
+REFERENCE_STYLE = {
+    "Groundtruth": {"color": "tab:green", "linestyle": "--"},
+    "Static": {"color": "0.4", "linestyle": ":"},
+}
 NULL_AUDIO_COLOR = "tab:red"
 NULL_AUDIO_LABEL = "null audio (mean)"
 PARADIGMS = {"false": "finetune only", "true": "pretrain + finetune"}
@@ -38,13 +41,18 @@ SEED_POINTS = {"size": 4, "alpha": 0.8, "zorder": 3}
 MEAN_POINTS = {"errorbar": INTERVAL, "seed": SEED, "capsize": 0.15, "err_kws": {"linewidth": 1.5}, "markersize": 6}
 
 
-def panel_grid(title: str, panel_counts: list[int], panel_height: float = PANEL_INCHES[1], label_width: float = 0.0) -> tuple[Figure, list[list[Axes]]]:
+def panel_grid(
+    title: str, panel_counts: list[int], panel_height: float = PANEL_INCHES[1], label_width: float = 0.0
+) -> tuple[Figure, list[list[Axes]]]:
     """A figure (not attached to pyplot, so nothing piles up in a loop) with each group's panels in
     rows of at most PANELS_PER_ROW, every group starting a row, unused cells blank; returns each
     group's axes in reading order. `label_width` (inches) widens it for long y tick labels."""
     rows = [math.ceil(count / PANELS_PER_ROW) for count in panel_counts]
     columns = min(PANELS_PER_ROW, max(panel_counts))
-    figure = Figure(figsize=(PANEL_INCHES[0] * columns + label_width, panel_height * sum(rows) + LEGEND_INCHES), layout="constrained")
+    figure = Figure(
+        figsize=(PANEL_INCHES[0] * columns + label_width, panel_height * sum(rows) + LEGEND_INCHES),
+        layout="constrained",
+    )
     grid = figure.subplots(sum(rows), columns, squeeze=False)
     groups, first_row = [], 0
     for count, row_count in zip(panel_counts, rows):
@@ -65,15 +73,34 @@ def shared_legend(figure: Figure) -> None:
             entries.setdefault(label, handle)
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    figure.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=max(1, min(len(entries), 4)), title=LEGEND_TITLE)
+    figure.legend(
+        list(entries.values()),
+        list(entries),
+        loc="outside lower center",
+        ncols=max(1, min(len(entries), 4)),
+        title=LEGEND_TITLE,
+    )
 
 
 def _window_radius(ax: Axes, runs: pd.DataFrame, metric: str, null_audio: str | None) -> None:
     data = runs.assign(radius=pd.to_numeric(runs["window_radius"], errors="coerce"))
     sns.scatterplot(data=data, x="radius", y=metric, color="0.25", alpha=0.8, s=16, legend=False, zorder=3, ax=ax)
-    sns.lineplot(data=data, x="radius", y=metric, estimator="mean", errorbar=INTERVAL, seed=SEED, marker="o", markersize=7, ax=ax)
+    sns.lineplot(
+        data=data, x="radius", y=metric, estimator="mean", errorbar=INTERVAL, seed=SEED, marker="o", markersize=7, ax=ax
+    )
     if null_audio:
-        sns.lineplot(data=data, x="radius", y=null_audio, estimator="mean", errorbar=None, marker="X", linestyle="--", color=NULL_AUDIO_COLOR, label=NULL_AUDIO_LABEL, ax=ax)
+        sns.lineplot(
+            data=data,
+            x="radius",
+            y=null_audio,
+            estimator="mean",
+            errorbar=None,
+            marker="X",
+            linestyle="--",
+            color=NULL_AUDIO_COLOR,
+            label=NULL_AUDIO_LABEL,
+            ax=ax,
+        )
     ax.set_xticks(sorted(data["radius"].dropna().unique()))
     ax.set_xlabel("window radius (1/FPS)")
 
@@ -84,7 +111,18 @@ def _encoder_layers(ax: Axes, runs: pd.DataFrame, metric: str, null_audio: str |
     sns.stripplot(data=runs, x="audio_layers", y=metric, order=order, color="0.25", **SEED_POINTS, ax=ax)
     sns.pointplot(data=runs, x="audio_layers", y=metric, order=order, linestyle="none", **MEAN_POINTS, ax=ax)
     if null_audio:
-        sns.pointplot(data=runs, x="audio_layers", y=null_audio, order=order, errorbar=None, marker="X", linestyle="none", color=NULL_AUDIO_COLOR, label=NULL_AUDIO_LABEL, ax=ax)
+        sns.pointplot(
+            data=runs,
+            x="audio_layers",
+            y=null_audio,
+            order=order,
+            errorbar=None,
+            marker="X",
+            linestyle="none",
+            color=NULL_AUDIO_COLOR,
+            label=NULL_AUDIO_LABEL,
+            ax=ax,
+        )
     ax.set_xlabel("audio layers")
     for label in ax.get_xticklabels():  # long names ("a:3-7-11+b:3-7-11") end at their tick
         label.set(rotation=25, horizontalalignment="right", rotation_mode="anchor")
@@ -108,8 +146,20 @@ def _kshot(ax: Axes, runs: pd.DataFrame, metric: str, null_audio: str | None) ->
 
 
 def _curation(ax: Axes, runs: pd.DataFrame, metric: str, null_audio: str | None) -> None:
-    data = runs.assign(finetuned=runs["finetune"].map({"false": "pretrain only", "true": "pretrain + finetune"}).fillna(runs["finetune"]))
-    options = {"data": data, "x": "curation", "y": metric, "hue": "finetuned", "order": sorted_values("curation", runs["curation"]), "dodge": 0.3, "ax": ax}
+    data = runs.assign(
+        finetuned=runs["finetune"]
+        .map({"false": "pretrain only", "true": "pretrain + finetune"})
+        .fillna(runs["finetune"])
+    )
+    options = {
+        "data": data,
+        "x": "curation",
+        "y": metric,
+        "hue": "finetuned",
+        "order": sorted_values("curation", runs["curation"]),
+        "dodge": 0.3,
+        "ax": ax,
+    }
     sns.stripplot(**options, **SEED_POINTS, palette="dark", legend=False)
     sns.pointplot(**options, linestyle="none", **MEAN_POINTS)
     ax.set_xlabel("pretraining data curation")
@@ -137,9 +187,25 @@ def reference_lines(ax: Axes, references: dict[str, tuple[float, dict]], horizon
         beyond_middle = value > (low + high) / 2
         text = {"color": style.get("color"), "fontsize": "small", "textcoords": "offset points"}
         if horizontal:
-            ax.annotate(label, (1, value), xycoords=ax.get_yaxis_transform(), xytext=(-3, -2 if beyond_middle else 2), ha="right", va="top" if beyond_middle else "bottom", **text)
+            ax.annotate(
+                label,
+                (1, value),
+                xycoords=ax.get_yaxis_transform(),
+                xytext=(-3, -2 if beyond_middle else 2),
+                ha="right",
+                va="top" if beyond_middle else "bottom",
+                **text,
+            )
         else:
-            ax.annotate(label, (value, 1), xycoords=ax.get_xaxis_transform(), xytext=(-2 if beyond_middle else 2, -3), ha="right" if beyond_middle else "left", va="top", **text)
+            ax.annotate(
+                label,
+                (value, 1),
+                xycoords=ax.get_xaxis_transform(),
+                xytext=(-2 if beyond_middle else 2, -3),
+                ha="right" if beyond_middle else "left",
+                va="top",
+                **text,
+            )
 
 
 def _references(ax: Axes, runs: pd.DataFrame, metric: str, horizontal: bool) -> None:
@@ -164,7 +230,9 @@ def panel_metrics(table: Table, runs: pd.DataFrame) -> list[str]:
     """One group's panels: its metrics with a value, the paper's columns first; a null-audio
     control gets a panel only when its metric has none to be drawn on."""
     present = [metric for metric in table.metrics if runs[metric].notna().any()]
-    own_panel = [m for m in present if not (m.endswith(NULL_AUDIO_SUFFIX) and m.removesuffix(NULL_AUDIO_SUFFIX) in present)]
+    own_panel = [
+        m for m in present if not (m.endswith(NULL_AUDIO_SUFFIX) and m.removesuffix(NULL_AUDIO_SUFFIX) in present)
+    ]
     return [metric for members in by_family(own_panel).values() for metric in members]
 
 
@@ -178,7 +246,9 @@ def plot_table(table: Table) -> Figure:
     height = max(PANEL_INCHES[1], 0.3 * table.runs["model"].nunique() + 1.5) if models else PANEL_INCHES[1]
     label_width = 0.075 * table.runs["model"].str.len().max() if models else 0.0
     labels = [label for label, _, _ in groups]
-    figure, axes = panel_grid(figure_title(table.spec.title, labels), [len(metrics) for _, _, metrics in groups], height, label_width)
+    figure, axes = panel_grid(
+        figure_title(table.spec.title, labels), [len(metrics) for _, _, metrics in groups], height, label_width
+    )
     plotter = PLOTTERS[table.name]
     horizontal = plotter is not _models  # Table 1's points lie along the metric on x
     for (label, runs, metrics), group_axes in zip(groups, axes):

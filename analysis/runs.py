@@ -33,7 +33,18 @@ MODEL_NAME = "model_name"
 MODEL_NAME_PARAM = "cfg.model.name"
 
 # Columns of the tidy frame that are neither contract params nor metrics.
-RUN_COLUMNS = ("run_id", "run_name", "experiment_id", "experiment", "status", "study", "role", "parent_run_id", "start_time", MODEL_NAME)
+RUN_COLUMNS = (
+    "run_id",
+    "run_name",
+    "experiment_id",
+    "experiment",
+    "status",
+    "study",
+    "role",
+    "parent_run_id",
+    "start_time",
+    MODEL_NAME,
+)
 
 log = logging.getLogger("asva.analysis")
 
@@ -85,7 +96,12 @@ def select_jobs(runs: pd.DataFrame) -> pd.DataFrame:
         missing = [param for param in REQUIRED_PARAMS if incomplete[param].isna().any()]
         log.warning(
             "left out %d run(s) tagged %s without %s that lack params %s (a job needs %s): %s",
-            len(incomplete), STUDY_TAG, ROLE_TAG, ", ".join(missing), ", ".join(REQUIRED_PARAMS), ", ".join(incomplete["run_id"]),
+            len(incomplete),
+            STUDY_TAG,
+            ROLE_TAG,
+            ", ".join(missing),
+            ", ".join(REQUIRED_PARAMS),
+            ", ".join(incomplete["run_id"]),
         )
     return runs[role.isin([ROLE_JOB]) | (role.isna() & complete)].reset_index(drop=True)
 

@@ -60,7 +60,12 @@ def paired_gain(treated: np.ndarray, baseline: np.ndarray) -> PairedGain:
     else:
         # Percentile, not BCa: BCa's jackknife is undefined for the 2-3 pairs a study usually has.
         interval = stats.bootstrap(
-            (differences,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=CONFIDENCE, method="percentile", random_state=0
+            (differences,),
+            np.mean,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            confidence_level=CONFIDENCE,
+            method="percentile",
+            random_state=0,
         ).confidence_interval
         low, high = float(interval.low), float(interval.high)
     return PairedGain(pairs, p_value, low, high)

@@ -154,7 +154,9 @@ def metric_info(name: str) -> MetricInfo:
         return MetricInfo(name, base.display + text, base.label + text, direction, base.decimals)
     if name.endswith(EMBEDDED_SUFFIX) and name.removesuffix(EMBEDDED_SUFFIX) in KNOWN_METRICS:
         base = KNOWN_METRICS[name.removesuffix(EMBEDDED_SUFFIX)]
-        return MetricInfo(name, f"{base.display} (embedded)", f"{base.label}{STAND_IN}", base.higher_is_better, base.decimals)
+        return MetricInfo(
+            name, f"{base.display} (embedded)", f"{base.label}{STAND_IN}", base.higher_is_better, base.decimals
+        )
     if name.startswith(("fvd", "fd_")):
         return MetricInfo(name, name, name, False, 1)
     return MetricInfo(name, name, name, None, 2)
@@ -172,7 +174,10 @@ def metric_sort_key(name: str) -> tuple[int, str, bool, int]:
 def by_family(metrics: list[str]) -> dict[str, list[str]]:
     """The metrics of each printed table (FAMILY_HEADINGS order, empty families left out), each
     in paper order: the order of figure panels too, the paper's key metrics first."""
-    families = {family: [m for m in sorted(metrics, key=metric_sort_key) if metric_family(m) == family] for family in FAMILY_HEADINGS}
+    families = {
+        family: [m for m in sorted(metrics, key=metric_sort_key) if metric_family(m) == family]
+        for family in FAMILY_HEADINGS
+    }
     return {family: members for family, members in families.items() if members}
 
 
@@ -217,13 +222,15 @@ def layers_order(value: str) -> tuple[int, int, int, str]:
     """The paper's order (Fig. 4a), in which each row adds one thing to the row above: fewer
     encoders first, then fewer layers, then layers closer together: `a:11` < `a:7-9-11` <
     `a:3-7-11` < `a:3-7-11+b:3-7-11` (and alike for `ib3-7-11+beats3-7-11`)."""
-    encoders = [[int(layer) for layer in re.findall(r"\d+", part.split(":", 1)[-1])] for part in value.split("+") if part]
+    encoders = [
+        [int(layer) for layer in re.findall(r"\d+", part.split(":", 1)[-1])] for part in value.split("+") if part
+    ]
     spread = sum(max(layers) - min(layers) for layers in encoders if layers)
     return len(encoders), sum(map(len, encoders)), spread, value
 
 
 def normalized_float(value: str) -> str:
-    """"1.50" and "1.5" are one radius."""
+    """ "1.50" and "1.5" are one radius."""
     try:
         return str(float(value))
     except ValueError:
@@ -255,7 +262,14 @@ def check_mark(value: str) -> str:
 DISPLAY_VALUE: dict[str, Callable[[str], str]] = {"pretrain": check_mark, "finetune": check_mark}
 GROUP_HEADERS = {"dataset": "Dataset", "fps": "FPS"}
 # Params that tell two models of Table 1 apart, with their short names in a model's label.
-MODEL_PARAMS = {"audio_layers": "layers", "window_radius": "r", "k": "K", "pretrain": "pretrain", "curation": "curation", "finetune": "finetune"}
+MODEL_PARAMS = {
+    "audio_layers": "layers",
+    "window_radius": "r",
+    "k": "K",
+    "pretrain": "pretrain",
+    "curation": "curation",
+    "finetune": "finetune",
+}
 
 
 def sort_key(column: str) -> Callable[[str], tuple]:
@@ -297,11 +311,45 @@ FINETUNING = Gain("finetune", "false", "true", "finetuning")
 SPECS = {
     spec.name: spec
     for spec in (
-        TableSpec("table1", None, "Models compared on every metric (Table 1)", ("model", "fps"), ("Model", "FPS"), False),
-        TableSpec("table2", "curation", "Curated pretraining data and finetuning (Table 2)", ("curation", "finetune"), ("Curation", "Finetune"), False, FINETUNING),
-        TableSpec("table3", "kshot", "K-shot finetuning, with and without pretraining (Table 3)", ("k", "pretrain"), ("K", "Pretrain"), False, PRETRAINING),
-        TableSpec("fig4a", "encoder_layers", "Audio multi-feature conditioning (Fig. 4a)", ("audio_layers",), ("Audio layers",), True, versus_above=True),
-        TableSpec("fig4b", "window_radius", "Audio window radius (Fig. 4b)", ("window_radius",), ("Radius (1/FPS)",), True, versus_above=True),
+        TableSpec(
+            "table1", None, "Models compared on every metric (Table 1)", ("model", "fps"), ("Model", "FPS"), False
+        ),
+        TableSpec(
+            "table2",
+            "curation",
+            "Curated pretraining data and finetuning (Table 2)",
+            ("curation", "finetune"),
+            ("Curation", "Finetune"),
+            False,
+            FINETUNING,
+        ),
+        TableSpec(
+            "table3",
+            "kshot",
+            "K-shot finetuning, with and without pretraining (Table 3)",
+            ("k", "pretrain"),
+            ("K", "Pretrain"),
+            False,
+            PRETRAINING,
+        ),
+        TableSpec(
+            "fig4a",
+            "encoder_layers",
+            "Audio multi-feature conditioning (Fig. 4a)",
+            ("audio_layers",),
+            ("Audio layers",),
+            True,
+            versus_above=True,
+        ),
+        TableSpec(
+            "fig4b",
+            "window_radius",
+            "Audio window radius (Fig. 4b)",
+            ("window_radius",),
+            ("Radius (1/FPS)",),
+            True,
+            versus_above=True,
+        ),
     )
 }
 # The paired comparisons of a row with another row, as CSV columns `<metric>_<name><stat>`.
@@ -417,7 +465,10 @@ def study_runs(runs: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
 
 def excluded_counts(runs: pd.DataFrame, spec: TableSpec) -> dict[str, int]:
     jobs = study_runs(runs, spec)
-    return {str(status): int(count) for status, count in jobs.loc[jobs["status"] != FINISHED, "status"].value_counts().items()}
+    return {
+        str(status): int(count)
+        for status, count in jobs.loc[jobs["status"] != FINISHED, "status"].value_counts().items()
+    }
 
 
 def skip_message(runs: pd.DataFrame, name: str) -> str:
@@ -429,7 +480,7 @@ def skip_message(runs: pd.DataFrame, name: str) -> str:
 
 
 def group_label(columns: list[str], values: tuple) -> str:
-    """"synthetic", or "avsync15, 12 FPS" when a table groups by FPS too."""
+    """ "synthetic", or "avsync15, 12 FPS" when a table groups by FPS too."""
     return ", ".join(f"{value} FPS" if column == "fps" else value for column, value in zip(columns, values))
 
 
@@ -444,10 +495,14 @@ def _sorted_groups(frame: pd.DataFrame, columns: list[str]) -> list[tuple[tuple,
     orders = {column: sort_key(column) for column in columns}
     if "model" in columns:  # a model's place is that of its params, not of its label's letters
         params = [p for p in MODEL_PARAMS if p in frame]
-        rank = {
-            label: tuple(sort_key(p)(v) for p, v in zip(params, values))
-            for label, values in frame.groupby("model")[params].first().apply(tuple, axis=1).items()
-        } if params else {}
+        rank = (
+            {
+                label: tuple(sort_key(p)(v) for p, v in zip(params, values))
+                for label, values in frame.groupby("model")[params].first().apply(tuple, axis=1).items()
+            }
+            if params
+            else {}
+        )
         orders["model"] = lambda label: rank.get(label, ())
     return sorted(frame.groupby(columns), key=lambda item: tuple(orders[c](v) for c, v in zip(columns, item[0])))
 
@@ -506,7 +561,14 @@ def _pairs_with_row_above(numeric: pd.DataFrame, group_columns: list[str]) -> di
     return pairs
 
 
-def _compare_rows(numeric: pd.DataFrame, finished: pd.DataFrame, row_columns: list[str], metrics: list[str], pairs: dict[int, int], name: str) -> None:
+def _compare_rows(
+    numeric: pd.DataFrame,
+    finished: pd.DataFrame,
+    row_columns: list[str],
+    metrics: list[str],
+    pairs: dict[int, int],
+    name: str,
+) -> None:
     """Per pair (row -> the row it is compared with) and metric: the difference of the two rows'
     means, and its paired test over the seeds both rows have, as `<metric>_<name>`,
     `<metric>_<name>_p`, `_ci_low`, `_ci_high` and `_pairs`; nan for rows without a pair."""
@@ -517,7 +579,9 @@ def _compare_rows(numeric: pd.DataFrame, finished: pd.DataFrame, row_columns: li
         paired = seed_means[key_of[index]].join(seed_means[key_of[other]], how="inner", rsuffix="\0other")
         for metric in metrics:
             both = paired[[metric, f"{metric}\0other"]].dropna()
-            test: PairedGain = paired_gain(both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy()) if len(both) else UNTESTED
+            test: PairedGain = (
+                paired_gain(both.iloc[:, 0].to_numpy(), both.iloc[:, 1].to_numpy()) if len(both) else UNTESTED
+            )
             difference = numeric.loc[index, f"{metric}_mean"] - numeric.loc[other, f"{metric}_mean"]
             for stat, value in zip(PAIRED_STATS, (difference, test.p_value, test.ci_low, test.ci_high, test.pairs)):
                 results[f"{metric}_{name}{stat}"].append(value)
@@ -526,7 +590,7 @@ def _compare_rows(numeric: pd.DataFrame, finished: pd.DataFrame, row_columns: li
 
 
 def gain_mark(p_value: float, pairs: float) -> str:
-    """"" when significant at 0.05, † when tested and not, ‡ when fewer than 2 pairs to test."""
+    """ "" when significant at 0.05, † when tested and not, ‡ when fewer than 2 pairs to test."""
     if pd.isna(pairs) or pairs < 2:
         return NOT_TESTED
     return "" if p_value < ALPHA else NOT_SIGNIFICANT  # a nan p-value (no variation) is not significant
@@ -560,12 +624,16 @@ def _cells(numeric: pd.DataFrame, spec: TableSpec, metrics: list[str]) -> pd.Dat
                 mark += above_mark(*(record[f"{metric}_{VERSUS_ABOVE}{stat}"] for stat in ("", "_p", "_pairs")))
             # A reference row is a bound, not a result: its mean alone, as in the paper.
             std = math.nan if reference else record[f"{metric}_std"]
-            row[metric] = metric_info(metric).cell(record[f"{metric}_mean"], std, int(record[f"{metric}_n"]), gain, mark)
+            row[metric] = metric_info(metric).cell(
+                record[f"{metric}_mean"], std, int(record[f"{metric}_n"]), gain, mark
+            )
         rows.append(row)
     return pd.DataFrame(rows, index=numeric.index)
 
 
-def _sections(numeric: pd.DataFrame, cells: pd.DataFrame, spec: TableSpec, group_columns: list[str], metrics: list[str]) -> list[Section]:
+def _sections(
+    numeric: pd.DataFrame, cells: pd.DataFrame, spec: TableSpec, group_columns: list[str], metrics: list[str]
+) -> list[Section]:
     """The printed tables: per dataset group, one per metric family with a value in it. A family's
     columns are named without its variant (the heading says it); reference rows appear where they
     have a value. When every row of a group averages the same number of runs (a sweep's seeds),
@@ -585,7 +653,9 @@ def _sections(numeric: pd.DataFrame, cells: pd.DataFrame, spec: TableSpec, group
         for family, members in by_family(present).items():
             shown = (group["reference"] == "") | (group_cells[members] != MISSING).any(axis=1)
             headers = {
-                metric: metric_info(metric).column if family == OTHER else metric_info(split_variant(metric)[0]).label + metric_info(metric).arrow
+                metric: metric_info(metric).column
+                if family == OTHER
+                else metric_info(split_variant(metric)[0]).label + metric_info(metric).arrow
                 for metric in members
             }
             frame = group_cells.loc[shown, [*key_columns, *members]].rename(columns=headers).reset_index(drop=True)
@@ -594,10 +664,14 @@ def _sections(numeric: pd.DataFrame, cells: pd.DataFrame, spec: TableSpec, group
     return sections
 
 
-def _full_display(numeric: pd.DataFrame, cells: pd.DataFrame, group_columns: list[str], metrics: list[str]) -> pd.DataFrame:
+def _full_display(
+    numeric: pd.DataFrame, cells: pd.DataFrame, group_columns: list[str], metrics: list[str]
+) -> pd.DataFrame:
     """Every row and metric in one table, the dataset (and FPS) as columns: the LaTeX."""
     groups = numeric[group_columns].rename(columns=GROUP_HEADERS)
-    return pd.concat([groups, cells.rename(columns={metric: metric_info(metric).column for metric in metrics})], axis=1).reset_index(drop=True)
+    return pd.concat(
+        [groups, cells.rename(columns={metric: metric_info(metric).column for metric in metrics})], axis=1
+    ).reset_index(drop=True)
 
 
 def mixed_params(finished: pd.DataFrame, row_columns: list[str]) -> list[str]:
@@ -609,7 +683,11 @@ def mixed_params(finished: pd.DataFrame, row_columns: list[str]) -> list[str]:
 
 def model_labels(finished: pd.DataFrame) -> pd.Series:
     """Table 1's model names: the model, then the params in which the compared models differ."""
-    names = finished[MODEL_NAME].fillna("model").astype(str) if MODEL_NAME in finished else pd.Series("model", index=finished.index)
+    names = (
+        finished[MODEL_NAME].fillna("model").astype(str)
+        if MODEL_NAME in finished
+        else pd.Series("model", index=finished.index)
+    )
     varying = [p for p in MODEL_PARAMS if p in finished and finished[p].nunique(dropna=False) > 1]
     if not varying:
         return names
@@ -633,7 +711,9 @@ def build_table(runs: pd.DataFrame, name: str, metric_patterns: tuple[str, ...] 
     if finished.empty:
         return None
     # A frame built by hand may lack contract params (the seed that pairs rows): empty columns.
-    finished = finished.reindex(columns=[*finished.columns, *(param for param in CONTRACT_PARAMS if param not in finished)])
+    finished = finished.reindex(
+        columns=[*finished.columns, *(param for param in CONTRACT_PARAMS if param not in finished)]
+    )
     for column in ("dataset", "fps", *MODEL_PARAMS):
         if column in finished:
             finished[column] = finished[column].fillna("").astype(str).map(NORMALIZE.get(column, str))
@@ -649,7 +729,9 @@ def build_table(runs: pd.DataFrame, name: str, metric_patterns: tuple[str, ...] 
     for comparison, pairs in comparisons.items():
         _compare_rows(numeric, finished, row_columns, metrics, pairs, comparison)
     stats = ["mean", "std", "n", *(f"{comparison}{stat}" for comparison in comparisons for stat in PAIRED_STATS)]
-    numeric = numeric[[*group_columns, "reference", *spec.keys, "n", *(f"{m}_{stat}" for m in metrics for stat in stats)]]
+    numeric = numeric[
+        [*group_columns, "reference", *spec.keys, "n", *(f"{m}_{stat}" for m in metrics for stat in stats)]
+    ]
     numeric = numeric.astype({"n": "Int64"})
     cells = _cells(numeric, spec, metrics)
     return Table(

@@ -20,7 +20,9 @@ log = logging.getLogger("asva")
 Config = TypeVar("Config")
 
 
-def run_command(cfg: DictConfig, schema: type[Config], command: Callable[[Config], dict[str, float]]) -> dict[str, float]:
+def run_command(
+    cfg: DictConfig, schema: type[Config], command: Callable[[Config], dict[str, float]]
+) -> dict[str, float]:
     """A non-sweep entry point: the typed config to `command`; a UserError exits 2 with one line."""
     try:
         typed = OmegaConf.to_object(cfg)

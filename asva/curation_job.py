@@ -24,8 +24,6 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
-
 from asva.config.hashing import stable_hash
 from asva.config.schema import CurateConfig
 from asva.config.validate import validate_curation_filters
@@ -34,6 +32,7 @@ from asva.data.curated_manifest import ManifestRow, write_curated_manifest
 from asva.data.dataset import VGGSOUND_SECONDS, read_vggsound_csv, vggsound_clip
 from asva.data.leakcheck import LEAK_COLUMNS, evaluation_videos, find_leak_matches, write_leak_removed
 from asva.errors import ConfigError, DataError
+from asva.files import lock, record_settings, write_csv, write_text
 from asva.tracking.runs import RunLogger, flatten
 
 log = logging.getLogger(__name__)
@@ -143,13 +142,9 @@ def settings_of(cfg: CurateConfig, root: Path, tests: list[Path]) -> dict:
 
 def claim_output(output: Path, settings: dict) -> None:
     """Record the settings of `output` on its first run; refuse a later run with others."""
-    output.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(output / f"{SETTINGS}.lock")):
-        recorded = output / SETTINGS
-        if not recorded.is_file():
-            recorded.write_text(json.dumps(settings, indent=1, sort_keys=True))
-            return
-        before = json.loads(recorded.read_text())
+    before = record_settings(output / SETTINGS, settings)
+    if before is None:
+        return
     changed = sorted(k for k in settings if before.get(k) != settings[k])
     if changed:
         raise DataError(
@@ -179,25 +174,37 @@ def run_shard(cfg: CurateConfig, root: Path, output: Path, tests: list[Path]) ->
     for video_id, hit in leaks.items():
         verdict = verdicts[video_id]
         verdict.kept = []
-        verdict.rejected.append((LEAK_FILTER, None, None, (
-            f"holds test video {hit.test_id} ({hit.test_path}) from {hit.offset:g} s: "
-            f"{hit.frames} frames match, {hit.hamming:.1f} bits apart"
-        )))
+        verdict.rejected.append(
+            (
+                LEAK_FILTER,
+                None,
+                None,
+                (
+                    f"holds test video {hit.test_id} ({hit.test_path}) from {hit.offset:g} s: "
+                    f"{hit.frames} frames match, {hit.hamming:.1f} bits apart"
+                ),
+            )
+        )
     verdicts.update({v.video_id: v for v in listing.missing})
     write_lines(folder / VERDICTS, [json.dumps(asdict(v)) for v in sorted(verdicts.values(), key=lambda v: v.video_id)])
     write_leak_removed(folder / LEAK_REMOVED, list(leaks.values()))
     seconds = time.monotonic() - started
     done = {"videos": len(verdicts), "examined": len(examined), "seconds": round(seconds, 3)}
     write_lines(folder / DONE, [json.dumps(done)])
-    log.info("curation shard %d of %d done: %d videos, %d examined in %.1f s, %d leaks removed",
-             cfg.shard, cfg.shards, len(verdicts), len(examined), seconds, len(leaks))
+    log.info(
+        "curation shard %d of %d done: %d videos, %d examined in %.1f s, %d leaks removed",
+        cfg.shard,
+        cfg.shards,
+        len(verdicts),
+        len(examined),
+        seconds,
+        len(leaks),
+    )
     return done
 
 
 def write_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    tmp.write_text("".join(f"{line}\n" for line in lines))
-    tmp.replace(path)
+    write_text(path, "".join(f"{line}\n" for line in lines))
 
 
 def read_verdicts(path: Path) -> list[curation.Verdict]:
@@ -218,7 +225,7 @@ def longest_segment(verdict: curation.Verdict) -> ManifestRow:
 def merge(cfg: CurateConfig, root: Path, output: Path) -> dict[str, float] | None:
     """Merge the shards into one manifest and log the run, once every shard is done (else None)."""
     folders = [shard_folder(output, shard, cfg.shards) for shard in range(cfg.shards)]
-    with FileLock(str(output / "merge.lock")):
+    with lock(output / "merge"):
         waiting = [shard for shard, folder in enumerate(folders) if not (folder / DONE).is_file()]
         if waiting:
             if cfg.merge:
@@ -244,12 +251,12 @@ def _write_merged(
     verdicts = sorted((v for folder in folders for v in read_verdicts(folder / VERDICTS)), key=lambda v: v.video_id)
     manifest, rejections, leaks = output / MANIFEST, output / REJECTIONS, output / LEAK_REMOVED
     write_curated_manifest(manifest, [longest_segment(v) for v in verdicts if v.kept])
-    curation.write_csv_atomic(rejections, curation.rejection_rows(verdicts), curation.REJECTION_COLUMNS)
+    write_csv(rejections, curation.REJECTION_COLUMNS, curation.rejection_rows(verdicts))
     leak_rows = []
     for folder in folders:
         with open(folder / LEAK_REMOVED, newline="") as handle:
             leak_rows.extend(csv.DictReader(handle))
-    curation.write_csv_atomic(leaks, sorted(leak_rows, key=lambda row: row["video_id"]), LEAK_COLUMNS)
+    write_csv(leaks, LEAK_COLUMNS, sorted(leak_rows, key=lambda row: row["video_id"]))
 
     metrics = curation.counts(verdicts)
     metrics["curate_shards"] = len(folders)
@@ -269,16 +276,18 @@ def _log_run(cfg: CurateConfig, root: Path, output: Path, metrics: dict[str, flo
     checked = [cfg.data.name] if cfg.data.leak_check_against is None else cfg.data.leak_check_against
     run = RunLogger.create(cfg.study, ROLE_CURATE, f"curate {root.name}", tags={"asva.curation_input": str(root)})
     try:
-        run.log_params({
-            "input": str(root),
-            "vggsound_csv": str(cfg.vggsound_csv),
-            "output": str(output),
-            "shards": str(cfg.shards),
-            "leak_check_against": str(checked),
-            "flow_method": curation.flow_method(cfg.filters),
-            "text_method": curation.text_method(cfg.filters),
-            **{f"filters.{k}": v for k, v in flatten(asdict(cfg.filters)).items() if k != "workers"},
-        })
+        run.log_params(
+            {
+                "input": str(root),
+                "vggsound_csv": str(cfg.vggsound_csv),
+                "output": str(output),
+                "shards": str(cfg.shards),
+                "leak_check_against": str(checked),
+                "flow_method": curation.flow_method(cfg.filters),
+                "text_method": curation.text_method(cfg.filters),
+                **{f"filters.{k}": v for k, v in flatten(asdict(cfg.filters)).items() if k != "workers"},
+            }
+        )
         run.log_metrics(metrics)
         for artifact in artifacts:
             run.log_artifact(artifact)

@@ -69,7 +69,9 @@ def init(timeout_minutes: float = 360.0) -> World:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(world.local_rank)
-    dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=datetime.timedelta(minutes=timeout_minutes))
+    dist.init_process_group(
+        backend, rank=world.rank, world_size=world.size, timeout=datetime.timedelta(minutes=timeout_minutes)
+    )
     return world
 
 

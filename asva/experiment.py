@@ -38,12 +38,12 @@ from asva.data.media import write_video
 from asva.errors import ConfigError
 from asva.evaluation.evaluate import evaluate
 from asva.evaluation.protocol import evaluation_clips
+from asva.files import write_text
 from asva.tracking.runs import RunLogger, client, config_hash, experiment_id, flatten
 from asva.tracking.store import BOOKKEEPING_METRICS, ROLE_JOB, ROLE_PRETRAIN, ROLE_TAG, tracking_uri
 from asva.training.adapters import train_adapter_stage
-from asva.training.checkpoint import write_text_atomic
-from asva.training.loop import read_checkpoint_metadata
 from asva.training.components import build_model
+from asva.training.loop import read_checkpoint_metadata
 from asva.training.pretrain import pretrained_adapters
 
 log = logging.getLogger(__name__)
@@ -140,13 +140,16 @@ def _open_run(cfg: ExperimentConfig, params: dict[str, str], run_dir: Path, pare
         if info is None:
             log.warning(
                 "%s holds MLflow run %s, which the tracking store %s does not know (another MLFLOW_TRACKING_URI, "
-                "or a deleted database): starting a new run, training from scratch", run_dir, earlier, tracking_uri(),
+                "or a deleted database): starting a new run, training from scratch",
+                run_dir,
+                earlier,
+                tracking_uri(),
             )
         shutil.rmtree(run_dir)  # its run is unknown, deleted or finished: train anew, from scratch
     run_dir.mkdir(parents=True, exist_ok=True)
     name = " ".join(f"{k}={params[k]}" for k in ("window_radius", "audio_layers", "k", "pretrain", "seed"))
     run = RunLogger.create(cfg.study, ROLE_JOB, name, parent_run_id=parent)
-    write_text_atomic(run_dir / RUN_ID_FILE, run.run_id)
+    write_text(run_dir / RUN_ID_FILE, run.run_id)
     return run
 
 
@@ -155,8 +158,11 @@ def run_job(cfg: ExperimentConfig, parent_run_id: str | None = None) -> dict[str
     root, k = check_before_compute(cfg)
     counts = sources.train_videos_per_class(cfg.data, root)
     if cfg.whole_split_once and is_whole_split(k, counts) and cfg.seed != 0 and cfg.finetune:
-        log.warning("k=%s is the whole training split: one run (seed 0) covers it (whole_split_once); seed %d skipped",
-                    cfg.k, cfg.seed)
+        log.warning(
+            "k=%s is the whole training split: one run (seed 0) covers it (whole_split_once); seed %d skipped",
+            cfg.k,
+            cfg.seed,
+        )
         return None
     if k == 0 and not cfg.pretrain:
         log.warning("k=0 without pretraining would evaluate untrained adapters; job skipped")
@@ -198,14 +204,20 @@ def flatten_yaml(resolved: dict) -> str:
     return "\n".join(f"{key}: {value}" for key, value in flatten(resolved).items()) + "\n"
 
 
-def _train_and_evaluate(cfg: ExperimentConfig, root: Path, k: int | None, run: RunLogger | None, run_dir: Path) -> dict[str, float] | None:
+def _train_and_evaluate(
+    cfg: ExperimentConfig, root: Path, k: int | None, run: RunLogger | None, run_dir: Path
+) -> dict[str, float] | None:
     """Build, train and evaluate. `run` is None on the ranks other than 0: they train their share only."""
     main = run is not None
     cache_dir = Path(cfg.paths.cache_dir)
     if not main:
         # Rank 0 generates or decodes the data and builds the cached frozen parts first.
-        log.info("rank %d waits for rank 0 to prepare the data and the frozen parts (up to %s minutes: "
-                 "train.distributed_timeout_minutes)", distributed.current().rank, cfg.train.distributed_timeout_minutes)
+        log.info(
+            "rank %d waits for rank 0 to prepare the data and the frozen parts (up to %s minutes: "
+            "train.distributed_timeout_minutes)",
+            distributed.current().rank,
+            cfg.train.distributed_timeout_minutes,
+        )
         distributed.barrier()
     sources.ensure_generated(cfg.data, root)
     train = load_split(root, "train", cfg.data, cache_dir)
@@ -288,7 +300,9 @@ def _pretrain_logger(cfg: ExperimentConfig, job: RunLogger):
     """Record a stage-1 training, when this job is the one that does it, as its own run."""
 
     def on_trained(key: str, losses: list[float], rejected: dict[str, str], kept: int) -> None:
-        run = RunLogger.create(cfg.study, ROLE_PRETRAIN, f"pretrain {key}", tags={"asva.pretrain_key": key, "asva.trained_by": job.run_id})
+        run = RunLogger.create(
+            cfg.study, ROLE_PRETRAIN, f"pretrain {key}", tags={"asva.pretrain_key": key, "asva.trained_by": job.run_id}
+        )
         run.log_params({**contract_params(cfg), "pretrain_key": key})
         for step, loss in enumerate(losses):
             run.log_curve_point("train_loss", loss, step)

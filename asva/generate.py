@@ -42,7 +42,9 @@ def split_arguments(argv: list[str]) -> tuple[dict[str, str], list[str]]:
             overrides.append(argument)
     missing = [key for key in ("image", "audio", "out") if key not in own]
     if missing:
-        raise ConfigError(f"{', '.join(missing)}: required (python -m asva.generate image=PATH audio=PATH text=... out=PATH.mp4)")
+        raise ConfigError(
+            f"{', '.join(missing)}: required (python -m asva.generate image=PATH audio=PATH text=... out=PATH.mp4)"
+        )
     if not own["out"].endswith(".mp4"):
         raise ConfigError(f"out: must name an .mp4 file, got {own['out']!r}")
     return own, overrides
@@ -77,7 +79,9 @@ def read_clip_audio(path: str, seconds: float, start: float) -> torch.Tensor:
     first, needed = int(round(start * SAMPLE_RATE)), int(round(seconds * SAMPLE_RATE))
     available = (len(waveform) - first) / SAMPLE_RATE
     if first < 0 or available < seconds:
-        raise DataError(f"audio: {path} has {len(waveform) / SAMPLE_RATE:.2f} s; need {seconds:g} s from start={start:g}")
+        raise DataError(
+            f"audio: {path} has {len(waveform) / SAMPLE_RATE:.2f} s; need {seconds:g} s from start={start:g}"
+        )
     return torch.from_numpy(np.ascontiguousarray(waveform[first : first + needed], dtype=np.float32))
 
 
@@ -86,7 +90,8 @@ def build_model(cfg: ExperimentConfig, fbank_frames: int):
     from its checkpoint path; the embedded one trains its frozen parts once on the pool (cached)."""
     from asva.data import sources
     from asva.data.dataset import job_pool
-    from asva.training.components import build_model as build_job_model, frozen_parts_need_pool
+    from asva.training.components import build_model as build_job_model
+    from asva.training.components import frozen_parts_need_pool
 
     cache_dir = Path(cfg.paths.cache_dir)
     pool = None
@@ -98,11 +103,11 @@ def build_model(cfg: ExperimentConfig, fbank_frames: int):
 
 
 def load_adapters(model, path: str) -> None:
-    from asva.training.checkpoint import load_checkpoint
+    from asva.files import load_torch
 
     if not Path(path).is_file():
         raise DataError(f"adapters: {path} does not exist (expected a job's adapter checkpoint)")
-    saved = load_checkpoint(Path(path))
+    saved = load_torch(path)
     weights = saved.get("weights", saved) if isinstance(saved, dict) else None
     try:
         model.load_adapter_state_dict(weights)
@@ -128,7 +133,9 @@ def generate(argv: list[str]) -> Path:
     if "adapters" in own:
         load_adapters(model, own["adapters"])
     else:
-        log.warning("no adapters=PATH given: the adapters are at their zero start, so the audio cannot change the motion")
+        log.warning(
+            "no adapters=PATH given: the adapters are at their zero start, so the audio cannot change the motion"
+        )
     model.eval()
     features = model.encode_audio(bank, waveform[None], SAMPLE_RATE)
     video = image[None, None].expand(1, frames, *image.shape).contiguous()

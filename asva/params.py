@@ -37,7 +37,12 @@ def paper_counts(cfg: ExperimentConfig) -> dict:
     from asva.models.paper_model import VARIANTS, PaperModelSpec, parameter_counts
     from asva.training.components import taps
 
-    spec = PaperModelSpec(variant=cfg.model.variant, unet=VARIANTS[cfg.model.variant]["unet"], taps=taps(cfg), context_dim=cfg.model.context_dim)
+    spec = PaperModelSpec(
+        variant=cfg.model.variant,
+        unet=VARIANTS[cfg.model.variant]["unet"],
+        taps=taps(cfg),
+        context_dim=cfg.model.context_dim,
+    )
     return parameter_counts(spec)
 
 

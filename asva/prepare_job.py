@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -32,15 +31,15 @@ from asva.config.validate import validate
 from asva.cpus import usable_cpus
 from asva.data import sources
 from asva.data.dataset import ClipSet, job_pool, load_split, streams
-from asva.data.latent_cache import NpyAppender, cache_folder, first_stage_key, read_settings, row_keys, shard_stem
+from asva.data.latent_cache import SETTINGS, NpyAppender, cache_folder, first_stage_key, row_videos, shard_stem
 from asva.data.loader import one_thread_per_worker
 from asva.data.streaming import StreamedWindows
 from asva.errors import ConfigError, DataError
+from asva.files import record_settings, write_text
 from asva.models.first_stage import frames_to_unit
 from asva.models.placement import Placement
 from asva.models.placement import resolve as resolve_placement
 from asva.progress import progress
-from asva.training.checkpoint import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +116,9 @@ class VideoFrames(Dataset):
 
 def claim_folder(folder: Path, settings: dict) -> None:
     """Record what the folder holds on its first run; refuse a run that would mix other settings in."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder / "settings.lock")):
-        before = read_settings(folder)
-        if before is None:
-            write_text_atomic(folder / "settings.json", json.dumps(settings, indent=1, sort_keys=True))
-            return
+    before = record_settings(folder / SETTINGS, settings)
+    if before is None:
+        return
     changed = sorted(key for key in settings if before.get(key) != settings[key])
     if changed:
         raise DataError(
@@ -132,29 +128,48 @@ def claim_folder(folder: Path, settings: dict) -> None:
 
 
 def prepare_shard(
-    clips: ClipSet, stage: nn.Module, placement: Placement, cache_dir: Path, shard: int, shards: int,
-    dtype: str, workers: int, name: str,
+    clips: ClipSet,
+    stage: nn.Module,
+    placement: Placement,
+    cache_dir: Path,
+    shard: int,
+    shards: int,
+    dtype: str,
+    workers: int,
+    name: str,
 ) -> dict[str, float]:
     """Encode shard `shard` of `shards` of the set's videos into its cache folder (skipped when done).
     Returns its counts: videos, frames, skipped files, bytes written and seconds."""
-    folder = cache_folder(cache_dir, clips.source, first_stage_key(stage))
-    settings = {"source": clips.source, "first_stage": first_stage_key(stage), "shards": shards, "dtype": dtype,
-                "fps": clips.windows.fps, "videos": len(clips), "set": name}
+    stage_key = first_stage_key(stage)
+    folder = cache_folder(cache_dir, clips.source, stage_key)
+    settings = {
+        "source": clips.source,
+        "first_stage": stage_key,
+        "shards": shards,
+        "dtype": dtype,
+        "fps": clips.windows.fps,
+        "videos": len(clips),
+        "set": name,
+    }
     claim_folder(folder, settings)
     stem = shard_stem(shard, shards)
     index_path = folder / f"{stem}.json"
     if index_path.is_file():
         log.info("latent cache of %s: shard %d of %d is already done (%s)", name, shard, shards, index_path)
         return json.loads(index_path.read_text())["counts"]
+    for stale in folder.glob(f"{stem}.npy.*.partial"):  # left by a killed run of this shard
+        stale.unlink()
     started = time.monotonic()
     rows = list(range(shard * len(clips) // shards, (shard + 1) * len(clips) // shards))
     streamed = isinstance(clips.windows, StreamedWindows)
     workers = workers if streamed and rows else 0
     loader = DataLoader(
-        VideoFrames(clips.windows, rows), batch_size=None, num_workers=workers,
+        VideoFrames(clips.windows, rows),
+        batch_size=None,
+        num_workers=workers,
         worker_init_fn=one_thread_per_worker if workers else None,
     )
-    keys = row_keys(clips)
+    names = row_videos(clips)
     videos, skipped, writer = [], [], None
     desc = f"latents of {name}: shard {shard} of {shards} ({len(rows)} videos)"
     for item in progress(loader, desc=desc, total=len(rows), unit="video"):
@@ -165,7 +180,7 @@ def prepare_shard(
         latents = encode_frames(stage, placement, item["frames"]).numpy()
         if writer is None:
             writer = NpyAppender(folder / f"{stem}.npy", latents.shape[1:], DTYPES[dtype])
-        video_id, path = keys[item["row"]].split("\t", 1)
+        video_id, path = names[item["row"]]
         offset = writer.append(latents)
         videos.append(
             {"video_id": video_id, "path": path, "start": item["start"], "frames": len(latents), "offset": offset}
@@ -184,9 +199,19 @@ def prepare_shard(
     }
     precision = str(placement.compute_dtype or "fp32")
     index = {"videos": videos, "skipped": skipped, "counts": counts, "precision": precision}
-    write_text_atomic(index_path, json.dumps(index))
-    log.info("latent cache of %s: shard %d of %d done, %d videos (%d frames, %.1f MB) in %.1f s, %d skipped -> %s",
-             name, shard, shards, len(videos), frames, counts["bytes"] / 1e6, counts["seconds"], len(skipped), folder)
+    write_text(index_path, json.dumps(index))
+    log.info(
+        "latent cache of %s: shard %d of %d done, %d videos (%d frames, %.1f MB) in %.1f s, %d skipped -> %s",
+        name,
+        shard,
+        shards,
+        len(videos),
+        frames,
+        counts["bytes"] / 1e6,
+        counts["seconds"],
+        len(skipped),
+        folder,
+    )
     return counts
 
 
@@ -196,7 +221,7 @@ def run_prepare(cfg: PrepareConfig) -> dict[str, float]:
     cache_dir = Path(cfg.paths.cache_dir)
     root = sources.benchmark_root(cfg.data, cache_dir)
     sources.ensure_generated(cfg.data, root)
-    pool = job_pool(cfg.data, root, cache_dir)
+    pool, _ = job_pool(cfg.data, root, cache_dir)  # less the videos holding an evaluation video's footage
     sets = {}
     if "train" in cfg.sets:
         sets["train"] = load_split(root, "train", cfg.data, cache_dir)
@@ -213,8 +238,11 @@ def run_prepare(cfg: PrepareConfig) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for name, clips in sets.items():
         if clips.windows is None or not clips.windows.has_choice:
-            log.info("latent cache of %s: every video holds one clip (or data.train_clip_start=start): a stage "
-                     "encodes them once up front, there is nothing to cache", name)
+            log.info(
+                "latent cache of %s: every video holds one clip (or data.train_clip_start=start): a stage "
+                "encodes them once up front, there is nothing to cache",
+                name,
+            )
             continue
         counts = prepare_shard(
             clips, stage, placement, cache_dir, cfg.shard, cfg.shards, cfg.latent_dtype, workers, name

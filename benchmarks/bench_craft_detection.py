@@ -26,11 +26,11 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from text_frames import BACKGROUNDS, text_frame, textless_frame  # noqa: E402
 
 from asva.config.schema import CurationConfig  # noqa: E402
 from asva.data import craft  # noqa: E402
 from asva.data.synthetic import CLASSES, add_caption, render_frames  # noqa: E402
-from text_frames import BACKGROUNDS, text_frame, textless_frame  # noqa: E402
 
 THRESHOLDS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05)
 FONT_FRACTIONS = (1 / 24, 1 / 18, 1 / 13, 1 / 9, 1 / 6.5, 1 / 5)  # of the frame height
@@ -85,12 +85,18 @@ def main() -> None:
     embedded_negative = [craft.text_share(frame, weights) for frame in plain]
     embedded_positive = [craft.text_share(frame, weights) for frame in captioned]
 
-    print(f"\n{len(positive)} + {len(negative)} frames of {args.size} px, {seconds:.2f} s per frame "
-          f"on {args.threads} thread(s); weights {weights}")
-    print(f"text shares: with text min {min(positive):.4f} median {np.median(positive):.4f}; "
-          f"without text max {max(negative):.4f} median {np.median(negative):.4f}")
-    print(f"embedded 32-px frames ({args.embedded} each): captioned min {min(embedded_positive):.4f}, "
-          f"plain max {max(embedded_negative):.4f}")
+    print(
+        f"\n{len(positive)} + {len(negative)} frames of {args.size} px, {seconds:.2f} s per frame "
+        f"on {args.threads} thread(s); weights {weights}"
+    )
+    print(
+        f"text shares: with text min {min(positive):.4f} median {np.median(positive):.4f}; "
+        f"without text max {max(negative):.4f} median {np.median(negative):.4f}"
+    )
+    print(
+        f"embedded 32-px frames ({args.embedded} each): captioned min {min(embedded_positive):.4f}, "
+        f"plain max {max(embedded_negative):.4f}"
+    )
     print(f"\n{'max_text_area':>13}  {'recall':>6}  {'FPR':>5}  {'embedded recall':>15}  {'embedded FPR':>12}")
     for value in sorted({*THRESHOLDS, threshold}):
         recall, fpr = rates(positive, negative, value)

@@ -138,8 +138,18 @@ def main() -> None:
     for size in args.sizes:
         root = args.folder / f"pool{size}"
         build_pool(root, size, sources)
-        command = [sys.executable, __file__, "--measure", str(root), "--steps", str(args.steps),
-                   "--batch", str(args.batch), "--workers", str(args.workers)]
+        command = [
+            sys.executable,
+            __file__,
+            "--measure",
+            str(root),
+            "--steps",
+            str(args.steps),
+            "--batch",
+            str(args.batch),
+            "--workers",
+            str(args.workers),
+        ]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
     print("| videos | first step (s) | peak RSS (MiB) | loader clips/s at 0 / 1 / 2 workers |")
@@ -148,9 +158,11 @@ def main() -> None:
         rates = " / ".join(str(result["clips_per_s_by_workers"][k]) for k in ("0", "1", "2"))
         print(f"| {result['videos']} | {result['first_step_s']} | {result['peak_rss_mib']} | {rates} |")
     small, large = results[0], results[-1]
-    print(f"\nratio {large['videos']} / {small['videos']} videos: peak RSS "
-          f"{large['peak_rss_mib'] / small['peak_rss_mib']:.3f} (goal <= 1.15), first step "
-          f"{large['first_step_s'] / small['first_step_s']:.3f} (goal <= 1.5)")
+    print(
+        f"\nratio {large['videos']} / {small['videos']} videos: peak RSS "
+        f"{large['peak_rss_mib'] / small['peak_rss_mib']:.3f} (goal <= 1.15), first step "
+        f"{large['first_step_s'] / small['first_step_s']:.3f} (goal <= 1.5)"
+    )
 
 
 if __name__ == "__main__":

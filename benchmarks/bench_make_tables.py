@@ -41,7 +41,16 @@ from asva.tracking.store import PARENT_TAG, ROLE_JOB, ROLE_SWEEP, ROLE_TAG, STUD
 KS = ("1", "5", "10", "20", "90")
 CONFIG_PARAMS = {f"cfg.section{section}.key{key}": f"value{section * key}" for section in range(9) for key in range(14)}
 METADATA_TAGS = {f"asva.meta.field{index}": f"value{index}" for index in range(17)}
-METRICS = ("fvd_embedded", "ia_embedded", "it_embedded", "relsync_embedded", "alignsync_embedded", "relsync_embedded_openclass", "event_sync", "fd_pixel_synth")
+METRICS = (
+    "fvd_embedded",
+    "ia_embedded",
+    "it_embedded",
+    "relsync_embedded",
+    "alignsync_embedded",
+    "relsync_embedded_openclass",
+    "event_sync",
+    "fd_pixel_synth",
+)
 
 
 def log_store(uri: str, artifacts: Path, count: int) -> None:
@@ -53,10 +62,28 @@ def log_store(uri: str, artifacts: Path, count: int) -> None:
         k, pretrain, seed = KS[index % len(KS)], ("false", "true")[index // len(KS) % 2], index // (2 * len(KS))
         tags = {STUDY_TAG: "kshot", ROLE_TAG: ROLE_JOB, PARENT_TAG: parent} | METADATA_TAGS
         run = client.create_run(experiment, tags=tags)
-        params = {"dataset": "synthetic", "fps": "6", "window_radius": "0.5", "audio_layers": "a:11", "k": k, "pretrain": pretrain}
-        params |= {"curation": "none", "finetune": "true", "seed": str(seed), "config_hash": f"h{index}", "cfg.model.name": "tiny"} | CONFIG_PARAMS
+        params = {
+            "dataset": "synthetic",
+            "fps": "6",
+            "window_radius": "0.5",
+            "audio_layers": "a:11",
+            "k": k,
+            "pretrain": pretrain,
+        }
+        params |= {
+            "curation": "none",
+            "finetune": "true",
+            "seed": str(seed),
+            "config_hash": f"h{index}",
+            "cfg.model.name": "tiny",
+        } | CONFIG_PARAMS
         metrics = [Metric(name, generator.uniform(50, 100), 0, 0) for name in METRICS]
-        client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()], tags=[RunTag(k, v) for k, v in tags.items()])
+        client.log_batch(
+            run.info.run_id,
+            metrics=metrics,
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
         client.set_terminated(run.info.run_id)
 
 
@@ -93,19 +120,31 @@ def main() -> None:
         built, tables_s = timed(lambda: [tables.build_table(job_runs, name) for name in tables.SPECS])
         with contextlib.redirect_stdout(io.StringIO()):
             _, total_s = timed(make_tables.main, ["--out", str(root / "out"), "--format", "csv,md,tex"])
-            _, figures_s = timed(make_tables.main, ["--out", str(root / "out"), "--format", "png", "--only", "table1,table3,budget"])
+            _, figures_s = timed(
+                make_tables.main, ["--out", str(root / "out"), "--format", "png", "--only", "table1,table3,budget"]
+            )
 
         script = Path(__file__).resolve().parents[1] / "analysis" / "make_tables.py"
         command = [sys.executable, str(script), "--out", str(root / "out_cli"), "--format", "csv,md,tex"]
-        _, command_s = timed(lambda: subprocess.run(command, env=os.environ | {"MLFLOW_TRACKING_URI": uri}, capture_output=True, check=True))
+        _, command_s = timed(
+            lambda: subprocess.run(
+                command, env=os.environ | {"MLFLOW_TRACKING_URI": uri}, capture_output=True, check=True
+            )
+        )
 
         client = MlflowClient(tracking_uri=uri)
         _, per_run_s = timed(lambda: [client.get_run(run_id) for run_id in job_runs["run_id"]])
 
     rows = sum(len(table.display) for table in built if table is not None)
-    _, load_cpu, tables_cpu, total_cpu, figures_cpu, _, _ = CPU_SECONDS if len(CPU_SECONDS) == 7 else [math.nan, *CPU_SECONDS]
-    print(f"(wall seconds; CPU seconds of this process in brackets: on a busy machine wall >> CPU; load average {os.getloadavg()[0]:.1f})")
-    print(f"store: {args.runs} job runs, {len(METRICS)} metrics each (logging them took {logging_s:.1f} s, not counted)")
+    _, load_cpu, tables_cpu, total_cpu, figures_cpu, _, _ = (
+        CPU_SECONDS if len(CPU_SECONDS) == 7 else [math.nan, *CPU_SECONDS]
+    )
+    print(
+        f"(wall seconds; CPU seconds of this process in brackets: on a busy machine wall >> CPU; load average {os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"store: {args.runs} job runs, {len(METRICS)} metrics each (logging them took {logging_s:.1f} s, not counted)"
+    )
     print(f"load (one bulk search_runs)     {load_s:6.2f} s  [{load_cpu:.2f}]")
     print(f"tables (statistics included)    {tables_s:6.2f} s  [{tables_cpu:.2f}]  ({rows} table rows)")
     print(f"make_tables total, csv+md+tex   {total_s:6.2f} s  [{total_cpu:.2f}]  {'<' if total_s < 10 else '>='} 10 s")

@@ -43,13 +43,21 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --tiny --device cpu to check the script")
 
-    spec = UNetSpec(model_channels=32, channel_mult=(1, 2), attention_resolutions=(2, 1), num_head_channels=16, context_dim=64) if args.tiny else UNetSpec()
+    spec = (
+        UNetSpec(
+            model_channels=32, channel_mult=(1, 2), attention_resolutions=(2, 1), num_head_channels=16, context_dim=64
+        )
+        if args.tiny
+        else UNetSpec()
+    )
     context_dim, latent = spec.context_dim, (8 if args.tiny else 32)
     encoder_dim = 32 if args.tiny else 768
     torch.manual_seed(0)
     with torch.device(device):
         unet = DynamiCrafterUNet(spec).to(torch.bfloat16).requires_grad_(False)
-        cross = attach_dynamicrafter_audio_adapters(unet, context_dim, spec.num_head_channels).float().requires_grad_(True)
+        cross = (
+            attach_dynamicrafter_audio_adapters(unet, context_dim, spec.num_head_channels).float().requires_grad_(True)
+        )
         projections = AudioProjections(TAPS, {"a": encoder_dim, "b": encoder_dim}, context_dim)
     trainable = list(cross.parameters()) + list(projections.parameters())
     optimizer = torch.optim.Adam(trainable, lr=1e-4)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 import torch  # noqa: E402
+from test_window_attention import dense_masked_reference  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from asva.models import beats as beats_module  # noqa: E402
@@ -44,7 +45,6 @@ from asva.models.asva_model import global_token_flags  # noqa: E402
 from asva.models.imagebind import ImageBindAudio, TrunkSpec  # noqa: E402
 from asva.models.tiny_unet import AudioContext  # noqa: E402
 from asva.models.window_mask import frame_times, window_mask  # noqa: E402
-from test_window_attention import dense_masked_reference  # noqa: E402
 
 WIDTHS = {320: 32 * 32, 640: 16 * 16, 1280: 8 * 8}  # query width: spatial tokens at 256 px
 FRAMES_AT_FPS = {12: 6, 24: 12}  # 2-s clips
@@ -59,8 +59,15 @@ def audio_layout() -> tuple[torch.Tensor, torch.Tensor]:
     """Token times [975] and global flags [975]: three ImageBind taps, then three BEATs taps."""
     imagebind = ImageBindAudio(TrunkSpec(dim=8, blocks=1, heads=2, out_dim=8))  # token times do not depend on width
     beats = beats_module.BEATs(
-        beats_module.BEATsConfig(embed_dim=8, encoder_layers=1, encoder_embed_dim=8, encoder_ffn_embed_dim=8,
-                                 encoder_attention_heads=2, conv_pos=4, conv_pos_groups=2)
+        beats_module.BEATsConfig(
+            embed_dim=8,
+            encoder_layers=1,
+            encoder_embed_dim=8,
+            encoder_ffn_embed_dim=8,
+            encoder_attention_heads=2,
+            conv_pos=4,
+            conv_pos_groups=2,
+        )
     )
     encoders = [imagebind] * TAPS_PER_ENCODER + [beats] * TAPS_PER_ENCODER
     times = [encoder.token_times(FBANK_FRAMES) for encoder in encoders]
@@ -73,7 +80,9 @@ def peak_allocated_mib(step) -> float:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
         step()
     memory_events = sorted(
-        (event.start_ns(), event.nbytes()) for event in profiler.profiler.kineto_results.events() if event.name() == "[memory]"
+        (event.start_ns(), event.nbytes())
+        for event in profiler.profiler.kineto_results.events()
+        if event.name() == "[memory]"
     )
     held = peak = 0
     for _, nbytes in memory_events:
@@ -98,7 +107,7 @@ def measure(width: int, frames: int, repeats: int, min_seconds: float, train: bo
         mask = window_mask(times, token_times, radius, fps) | global_tokens
         audio = AudioContext(tokens=audio_tokens, frame_mask=mask, frame_times=times)
 
-        def step(attention) -> None:
+        def step(attention, audio=audio) -> None:
             if train:
                 attention(tokens, audio, frames).sum().backward()
             else:
@@ -120,8 +129,14 @@ def measure(width: int, frames: int, repeats: int, min_seconds: float, train: bo
                 start = time.perf_counter()
                 step(attention)
                 seconds[version].append(time.perf_counter() - start)
-        rows.append({"radius": radius, "window": int(mask.sum(dim=1).max()), "tokens": len(token_times),
-                     **{version: (min(seconds[version]), peaks[version]) for version in versions}})
+        rows.append(
+            {
+                "radius": radius,
+                "window": int(mask.sum(dim=1).max()),
+                "tokens": len(token_times),
+                **{version: (min(seconds[version]), peaks[version]) for version in versions},
+            }
+        )
     return rows
 
 
@@ -134,9 +149,13 @@ def main() -> None:
     train = not args.forward_only
     started = time.perf_counter()
     what = "forward (no autograd)" if args.forward_only else "training step (forward + backward)"
-    print(f"{what}: best of >= {args.repeats} runs each, taking turns for >= {args.min_seconds:g} s, "
-          f"after a warm-up; torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print("| width | spatial tokens | frames | r | W / N | dense s | windowed s | speed-up | dense MiB | windowed MiB | memory ratio |")
+    print(
+        f"{what}: best of >= {args.repeats} runs each, taking turns for >= {args.min_seconds:g} s, "
+        f"after a warm-up; torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+    )
+    print(
+        "| width | spatial tokens | frames | r | W / N | dense s | windowed s | speed-up | dense MiB | windowed MiB | memory ratio |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for frames in FRAMES_AT_FPS:
         for width, spatial in WIDTHS.items():

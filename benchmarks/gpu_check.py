@@ -57,7 +57,9 @@ def build(fps: int, tiny: bool, placement) -> ASVAModel:
     base, _ = build_dynamicrafter_base("256", width=width)
     if tiny:  # the same classes at test width: 12 blocks of 32 channels
         imagebind = ImageBindAudio(TrunkSpec(dim=32, blocks=12, heads=2, out_dim=16))
-        beats = BEATs(BEATsConfig(encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2, conv_pos=16))
+        beats = BEATs(
+            BEATsConfig(encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2, conv_pos=16)
+        )
     else:
         imagebind, beats = ImageBindAudio(), BEATs(BEATsConfig())
     encoders = {"a": imagebind, "b": beats}
@@ -69,8 +71,15 @@ def build(fps: int, tiny: bool, placement) -> ASVAModel:
 def random_clips(count: int, fps: int, size: int) -> ClipSet:
     frames = torch.randint(0, 256, (count, 2 * fps, size, size, 3), dtype=torch.uint8)
     audio = torch.randn(count, 2 * SAMPLE_RATE) * 0.1
-    return ClipSet([f"clip{i}" for i in range(count)], ["drum"] * count, frames, audio, fbank(audio, SAMPLE_RATE),
-                   [[] for _ in range(count)], ["drum"])
+    return ClipSet(
+        [f"clip{i}" for i in range(count)],
+        ["drum"] * count,
+        frames,
+        audio,
+        fbank(audio, SAMPLE_RATE),
+        [[] for _ in range(count)],
+        ["drum"],
+    )
 
 
 def synchronize(device: torch.device) -> None:
@@ -117,16 +126,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="tiny widths, to check the script without a GPU")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per setting, after one warm-up and one counted step")
+    parser.add_argument(
+        "--steps", type=int, default=3, help="timed steps per setting, after one warm-up and one counted step"
+    )
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --tiny --device cpu to check the script")
     placement = resolve(args.device, "bf16-mixed")
     size = 32 if args.tiny else 256
     sampling_steps = 2 if args.tiny else 20
-    diffusion = DiffusionConfig(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon")
-    result = {"device": torch.cuda.get_device_name(placement.device) if placement.device.type == "cuda" else "cpu",
-              "tiny": args.tiny, "precision": "bf16-mixed", "peak_bf16_tflops": peak_tflops(placement.device), "train_steps": []}
+    diffusion = DiffusionConfig(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon"
+    )
+    result = {
+        "device": torch.cuda.get_device_name(placement.device) if placement.device.type == "cuda" else "cpu",
+        "tiny": args.tiny,
+        "precision": "bf16-mixed",
+        "peak_bf16_tflops": peak_tflops(placement.device),
+        "train_steps": [],
+    }
     started = time.perf_counter()
     models = {}
     for label, fps, batch in TINY_SETTINGS if args.tiny else SETTINGS:
@@ -144,7 +162,9 @@ def main() -> None:
             except torch.OutOfMemoryError:
                 timing = {"error": "out of memory"}
                 torch.cuda.empty_cache()
-            result["train_steps"].append({"model": label, "frames": 2 * fps, "batch": batch, "gradient_checkpointing": checkpointing, **timing})
+            result["train_steps"].append(
+                {"model": label, "frames": 2 * fps, "batch": batch, "gradient_checkpointing": checkpointing, **timing}
+            )
             print(json.dumps(result["train_steps"][-1]), flush=True)  # partial results survive a time-out
     model = models[next(iter(models))]
     model.base.unet.gradient_checkpointing = False
@@ -152,10 +172,22 @@ def main() -> None:
     features = model.encode_audio(clips.fbank, clips.audio, SAMPLE_RATE)
     synchronize(placement.device)
     sampling_started = time.perf_counter()
-    sample(model, clips.frames, features, ["drum"], replace(diffusion, sampling_steps=sampling_steps), torch.Generator().manual_seed(0))
+    sample(
+        model,
+        clips.frames,
+        features,
+        ["drum"],
+        replace(diffusion, sampling_steps=sampling_steps),
+        torch.Generator().manual_seed(0),
+    )
     synchronize(placement.device)
-    result["sample"] = {"model": next(iter(models)), "batch": 1, "ddim_steps": sampling_steps, "guidance": "4-way (none, image, image+text, all)",
-                        "seconds": round(time.perf_counter() - sampling_started, 3)}
+    result["sample"] = {
+        "model": next(iter(models)),
+        "batch": 1,
+        "ddim_steps": sampling_steps,
+        "guidance": "4-way (none, image, image+text, all)",
+        "seconds": round(time.perf_counter() - sampling_started, 3),
+    }
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result))
 

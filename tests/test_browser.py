@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_executables
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from services.mlflow_server import stop_process_group, wait_until_healthy
+from services.postgres import free_port
 
 from asva.data.media import write_video
 from asva.tracking.store import PARENT_TAG, ROLE_JOB, ROLE_SWEEP, ROLE_TAG, STUDY_TAG
-from conftest import require_executables
-from services.mlflow_server import stop_process_group, wait_until_healthy
-from services.postgres import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -49,11 +49,20 @@ def log_sweep(root: Path) -> LoggedSweep:
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("window_radius", artifact_location=(root / "mlartifacts").as_uri())
     study = {STUDY_TAG: "window_radius"}
-    parent = client.create_run(experiment, tags=study | {ROLE_TAG: ROLE_SWEEP}, run_name="window_radius-sweep").info.run_id
-    child = client.create_run(experiment, tags=study | {ROLE_TAG: ROLE_JOB, PARENT_TAG: parent}, run_name="window_radius=1.5,seed=0").info.run_id
+    parent = client.create_run(
+        experiment, tags=study | {ROLE_TAG: ROLE_SWEEP}, run_name="window_radius-sweep"
+    ).info.run_id
+    child = client.create_run(
+        experiment, tags=study | {ROLE_TAG: ROLE_JOB, PARENT_TAG: parent}, run_name="window_radius=1.5,seed=0"
+    ).info.run_id
     params = {"dataset": "synthetic", "window_radius": "1.5", "audio_layers": "a:3-7-11", "seed": "0"}
     curve = [Metric("train_loss", 1.0 / (step + 1), 0, step) for step in range(20)]
-    client.log_batch(child, metrics=[*curve, Metric("event_sync", 71.25, 0, 0)], params=[Param(k, v) for k, v in params.items()], tags=[RunTag(k, v) for k, v in study.items()])
+    client.log_batch(
+        child,
+        metrics=[*curve, Metric("event_sync", 71.25, 0, 0)],
+        params=[Param(k, v) for k, v in params.items()],
+        tags=[RunTag(k, v) for k, v in study.items()],
+    )
     # A moving bar with a 440 Hz tone, written as the jobs write their samples (H.264 + AAC).
     frames = np.zeros((FPS * SECONDS, 64, 64, 3), dtype=np.uint8)
     for index, frame in enumerate(frames):
@@ -74,7 +83,18 @@ def mlflow_ui(tmp_path: Path) -> Iterator[tuple[str, LoggedSweep]]:
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     # The README's command, bound to loopback, one worker (the test is its only user).
-    command = [str(mlflow), "ui", "--backend-store-uri", sweep.uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [
+        str(mlflow),
+        "ui",
+        "--backend-store-uri",
+        sweep.uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     log = (tmp_path / "mlflow_ui.log").open("w")
     server = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -95,7 +115,9 @@ def save_screenshot(page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_child_run_page_shows_params_metrics_and_plays_the_sample(mlflow_ui: tuple[str, LoggedSweep], tmp_path: Path) -> None:
+def test_child_run_page_shows_params_metrics_and_plays_the_sample(
+    mlflow_ui: tuple[str, LoggedSweep], tmp_path: Path
+) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     url, sweep = mlflow_ui
     run_page = f"{url}/#/experiments/{sweep.experiment_id}/runs/{sweep.child_id}"
@@ -108,12 +130,22 @@ def test_child_run_page_shows_params_metrics_and_plays_the_sample(mlflow_ui: tup
             page.goto(run_page)
             page.get_by_text("window_radius=1.5,seed=0").first.wait_for(timeout=PAGE_LOAD_MS)
             page.get_by_text("Parameters (4)").wait_for(timeout=PAGE_LOAD_MS)
-            page.get_by_text("window_radius-sweep").first.wait_for(timeout=PAGE_LOAD_MS)  # the parent, fetched after the run
+            page.get_by_text("window_radius-sweep").first.wait_for(
+                timeout=PAGE_LOAD_MS
+            )  # the parent, fetched after the run
             close_assistant = page.get_by_role("button", name="Close")
             if close_assistant.count():
                 close_assistant.first.click()
             text = page.inner_text("body")
-            for expected in ("window_radius", "1.5", "audio_layers", "a:3-7-11", "event_sync", "71.25", "window_radius-sweep"):
+            for expected in (
+                "window_radius",
+                "1.5",
+                "audio_layers",
+                "a:3-7-11",
+                "event_sync",
+                "71.25",
+                "window_radius-sweep",
+            ):
                 assert expected in text, f"{expected!r} not on the run page"
             assert save_screenshot(page, tmp_path, "mlflow_run_page.png").stat().st_size > 10_000
 
@@ -124,7 +156,9 @@ def test_child_run_page_shows_params_metrics_and_plays_the_sample(mlflow_ui: tup
             video = page.locator("video").first
             video.wait_for(timeout=PAGE_LOAD_MS)
             page.wait_for_function("document.querySelector('video').readyState >= 1", timeout=PAGE_LOAD_MS)
-            duration, width, height = page.evaluate("(v => [v.duration, v.videoWidth, v.videoHeight])(document.querySelector('video'))")
+            duration, width, height = page.evaluate(
+                "(v => [v.duration, v.videoWidth, v.videoHeight])(document.querySelector('video'))"
+            )
             assert duration == pytest.approx(SECONDS, abs=0.2) and (width, height) == (64, 64)
             assert save_screenshot(page, tmp_path, "mlflow_run_artifacts.png").stat().st_size > 10_000
         finally:

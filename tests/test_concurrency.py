@@ -45,7 +45,9 @@ def test_parallel_writers_on_a_fresh_store_lose_nothing(tmp_path):
     start_file = tmp_path / "start"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "ASVA_ARTIFACT_ROOT": str(tmp_path / "mlartifacts")}
     writers = [
-        subprocess.Popen([sys.executable, __file__, uri, str(i), str(start_file)], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, __file__, uri, str(i), str(start_file)], env=env, stderr=subprocess.PIPE, text=True
+        )
         for i in range(WRITERS)
     ]
     time.sleep(3)  # let every writer import its modules, so they all open the store together
@@ -67,7 +69,9 @@ def test_parallel_writers_on_a_fresh_store_lose_nothing(tmp_path):
         curve = client.get_metric_history(run.info.run_id, "train_loss")
         assert sorted(m.step for m in curve) == list(range(CURVE_POINTS))
     retries = sum(e.count("database is locked") for e in errors)
-    print(f"{WRITERS} writers x {STEPS + CURVE_POINTS} points on a fresh store: {elapsed:.1f} s, {retries} busy errors retried")
+    print(
+        f"{WRITERS} writers x {STEPS + CURVE_POINTS} points on a fresh store: {elapsed:.1f} s, {retries} busy errors retried"
+    )
 
 
 def test_busy_store_is_retried_and_other_errors_are_not(monkeypatch):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from asva.config.schema import CurationConfig
 from asva.config.validate import validate_curation_filters
@@ -23,7 +24,6 @@ from asva.data import craft, curation
 from asva.data.media import write_video
 from asva.data.synthetic import CLASSES, render_frames, synthesize_audio
 from asva.errors import ConfigError, DataError
-from conftest import REPO
 
 LAYOUTS = REPO / "tests" / "checkpoint_layouts"
 sys.path.insert(0, str(LAYOUTS))
@@ -163,7 +163,7 @@ def test_affinity_links_characters_into_one_word_box():
     region = np.zeros((60, 100), dtype=np.float32)
     affinity = np.zeros_like(region)
     for left in (10, 30, 50):
-        region[20:32, left:left + 12] = 0.9  # three characters with 8-px gaps
+        region[20:32, left : left + 12] = 0.9  # three characters with 8-px gaps
     affinity[22:30, 20:32] = affinity[22:30, 40:52] = 0.8
     boxes = craft.text_boxes(region, affinity)
     assert len(boxes) == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from conftest import REPO, job_env
 
 from asva.config.schema import CurateConfig, CurationConfig, DataConfig, SyntheticConfig
 from asva.cpus import usable_cpus
@@ -20,7 +21,6 @@ from asva.data.curated_manifest import COLUMNS, ManifestRow, read_curated_manife
 from asva.data.media import read_frames, write_video
 from asva.data.synthetic import CLASSES, generate, render_frames, synthesize_audio
 from asva.errors import ConfigError, DataError
-from conftest import REPO, job_env
 
 FPS = 6
 FILTERS = replace(CurationConfig(), workers=1, text=False)  # text detection is tested in test_curation.py
@@ -56,8 +56,12 @@ def folder(tmp_path, bench) -> Path:
     (root / "drum" / "broken.mp4").write_bytes(b"not a video")
     test_video = sorted((bench[0] / "videos").rglob("*_test_000.mp4"))[0]
     _, frames = read_frames(test_video, 1000)
-    write_video(root / "bell" / "innocent.mp4", np.concatenate([clip(seconds=1.0, seed=99)[0], frames]), FPS,
-                np.zeros(16000 * 3) + 0.05 * np.sin(np.arange(16000 * 3)))
+    write_video(
+        root / "bell" / "innocent.mp4",
+        np.concatenate([clip(seconds=1.0, seed=99)[0], frames]),
+        FPS,
+        np.zeros(16000 * 3) + 0.05 * np.sin(np.arange(16000 * 3)),
+    )
     return root
 
 
@@ -83,7 +87,8 @@ def test_shards_merge_into_the_manifest_one_process_writes(tmp_path, bench, fold
     assert all("curate_shard_videos" in r for r in results[:-1])  # waiting for the others
     merged = results[-1]  # the last shard merged
     assert {k: v for k, v in merged.items() if "per_second" not in k} == {
-        k: v for k, v in whole.items() if "per_second" not in k and k != "curate_shards"} | {"curate_shards": shards}
+        k: v for k, v in whole.items() if "per_second" not in k and k != "curate_shards"
+    } | {"curate_shards": shards}
     assert merged["curate_kept_videos"] == 9 and merged["curate_rejected_test_split"] == 1
     assert merged["curate_rejected_metadata"] == 1 and merged["curate_clips_per_second"] > 0
 
@@ -124,11 +129,14 @@ def test_merge_waits_for_every_shard_and_an_output_keeps_its_settings(tmp_path, 
     assert (tmp_path / "out" / "manifest.csv").is_file()
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(shards=0), "shards: must be >= 1"),
-    (dict(shard=2, shards=2), r"shard: must be within 0..1 \(shards=2\), got 2"),
-    (dict(input=None, vggsound_csv="x.csv"), "vggsound_csv: needs input"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(shards=0), "shards: must be >= 1"),
+        (dict(shard=2, shards=2), r"shard: must be within 0..1 \(shards=2\), got 2"),
+        (dict(input=None, vggsound_csv="x.csv"), "vggsound_csv: needs input"),
+    ],
+)
 def test_impossible_shard_settings_are_named(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         run_curation(replace(CurateConfig(output=str(tmp_path / "o")), **overrides))
@@ -138,8 +146,9 @@ def test_vggsound_csv_rows_are_curated_within_their_labelled_window(tmp_path, be
     clips = tmp_path / "vggsound"
     write(clips / "video" / "aaa_000030.mp4", seed=1)  # cut to its labelled window
     write(clips / "video" / "bbb.mp4", seconds=6.0, seed=2)  # a whole video, labelled from 4 s
-    (clips / "vggsound.csv").write_text("aaa,30,playing drum,train\nbbb,4,ringing bell,train\n"
-                                        "ccc,0,dog barking,train\nddd,0,playing drum,test\n")
+    (clips / "vggsound.csv").write_text(
+        "aaa,30,playing drum,train\nbbb,4,ringing bell,train\nccc,0,dog barking,train\nddd,0,playing drum,test\n"
+    )
     cfg = config(tmp_path, bench, clips, "out", vggsound_csv="vggsound.csv")
     metrics = run_curation(cfg)
     rows, classes = read_curated_manifest(tmp_path / "out" / "manifest.csv")
@@ -197,10 +206,19 @@ def test_a_multirun_of_shards_as_local_processes_merges_once(tmp_path, bench, fo
     """`-m shard=range(0,N)` through submitit's local launcher: each shard its own process."""
     output = tmp_path / "out"
     command = [
-        sys.executable, str(REPO / "sweeps" / "curate.py"), "-m", "hydra/launcher=submitit_local",
-        "shards=2", "shard=range(0,2)", f"input={folder}", f"output={output}", f"data.leak_check_against=[{bench[0]}]",
-        "filters.workers=1", "filters.text=false",
-        f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        sys.executable,
+        str(REPO / "sweeps" / "curate.py"),
+        "-m",
+        "hydra/launcher=submitit_local",
+        "shards=2",
+        "shard=range(0,2)",
+        f"input={folder}",
+        f"output={output}",
+        f"data.leak_check_against=[{bench[0]}]",
+        "filters.workers=1",
+        "filters.text=false",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
     ]
     result = subprocess.run(command, cwd=tmp_path, env=job_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

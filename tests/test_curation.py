@@ -18,6 +18,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, require_executables
 from omegaconf import OmegaConf
 
 from asva.config.schema import CurateConfig, CurationConfig, DataConfig, ExperimentConfig, SyntheticConfig
@@ -26,10 +27,16 @@ from asva.data.curated_manifest import read_curated_manifest
 from asva.data.dataset import load_split
 from asva.data.media import write_video
 from asva.data.synthetic import (
-    CLASSES, add_camera_shake, add_caption, add_scene_cut, plan_clips, render_frames, second_shot, synthesize_audio,
+    CLASSES,
+    add_camera_shake,
+    add_caption,
+    add_scene_cut,
+    plan_clips,
+    render_frames,
+    second_shot,
+    synthesize_audio,
 )
 from asva.errors import DataError
-from conftest import REPO, require_executables
 
 SIZE = 32  # the embedded pool's frame size, where the filter thresholds were calibrated
 FPS = 6
@@ -85,7 +92,9 @@ def test_scene_cut_splits_into_segments_and_drops_short_ones(tmp_path):
 
 def test_violent_motion_and_still_pictures_are_dropped_by_flow(tmp_path):
     frames, audio = clip()
-    stage, *_, reason = only_rejection(verdict_of(write(tmp_path / "shake.mp4", add_camera_shake(frames, np.random.default_rng(1)), audio)))
+    stage, *_, reason = only_rejection(
+        verdict_of(write(tmp_path / "shake.mp4", add_camera_shake(frames, np.random.default_rng(1)), audio))
+    )
     assert stage == "flow" and reason.startswith("sharp motion: 75% of frame pairs") and "farneback" in reason
     still = np.repeat(frames[:1], len(frames), axis=0)
     stage, *_, reason = only_rejection(verdict_of(write(tmp_path / "still.mp4", still, audio)))
@@ -153,7 +162,9 @@ def malformed(folder: Path) -> dict[str, tuple[str, str]]:
 
 def test_each_broken_file_is_rejected_with_its_reason_and_nothing_crashes(tmp_path):
     expected = malformed(tmp_path)
-    verdicts = curation.run_filters(curation.find_videos(tmp_path), replace(CurationConfig(), workers=2), tmp_path / "out")
+    verdicts = curation.run_filters(
+        curation.find_videos(tmp_path), replace(CurationConfig(), workers=2), tmp_path / "out"
+    )
     assert verdicts["good"].kept == [(0.0, 2.0)]
     for name, (stage, reason) in expected.items():
         got = only_rejection(verdicts[name])
@@ -226,7 +237,9 @@ def test_raft_from_a_weights_file_is_named_in_the_manifest(tmp_path):
     magnitudes = curation.raft_magnitudes(frames, [0, 5], str(weights), "small")
     assert magnitudes.shape == (2,) and np.isfinite(magnitudes).all()
     assert curation.manifest_rows([verdict], cfg)[0]["flow_method"] == "raft_small"
-    missing = curation.examine(write(tmp_path / "b.mp4", frames, audio), replace(cfg, raft_weights=str(tmp_path / "nope.pth")))
+    missing = curation.examine(
+        write(tmp_path / "b.mp4", frames, audio), replace(cfg, raft_weights=str(tmp_path / "nope.pth"))
+    )
     assert "raft_weights" in only_rejection(missing)[3]
 
 
@@ -246,8 +259,12 @@ def test_curate_job_logs_to_mlflow_and_drops_test_videos(tmp_path, session_store
     (pool / "a").mkdir(parents=True)
     (pool / "a" / test_video.name).write_bytes(test_video.read_bytes())
     write_video(pool / "a" / "fresh.mp4", clip()[0], FPS, clip()[1])
-    cfg = CurateConfig(input=str(pool), output=str(tmp_path / "out"), filters=replace(CurationConfig(), workers=1),
-                       data=replace(data, leak_check_against=[str(bench)]))
+    cfg = CurateConfig(
+        input=str(pool),
+        output=str(tmp_path / "out"),
+        filters=replace(CurationConfig(), workers=1),
+        data=replace(data, leak_check_against=[str(bench)]),
+    )
     cfg.paths.cache_dir = str(tmp_path / "cache")
     metrics = run_curation(cfg)
     assert metrics["curate_rejected_test_split"] == 1 and metrics["curate_kept_videos"] == 1
@@ -264,8 +281,15 @@ def test_curate_job_logs_to_mlflow_and_drops_test_videos(tmp_path, session_store
 
 def test_pool_defects_have_ground_truth_and_leave_the_benchmark_unchanged():
     base = SyntheticConfig(train_per_class=3, test_per_class=2, pool_per_class=30)
-    clean = replace(base, pool_misaligned_fraction=0, pool_distractor_fraction=0, pool_static_fraction=0,
-                    pool_scene_cut_fraction=0, pool_violent_motion_fraction=0, pool_text_fraction=0)
+    clean = replace(
+        base,
+        pool_misaligned_fraction=0,
+        pool_distractor_fraction=0,
+        pool_static_fraction=0,
+        pool_scene_cut_fraction=0,
+        pool_violent_motion_fraction=0,
+        pool_text_fraction=0,
+    )
     defective, untouched = plan_clips(base, 2.0), plan_clips(clean, 2.0)
     benchmark = [s for s in defective if s.split != "pool"]
     assert benchmark == [s for s in untouched if s.split != "pool"]
@@ -297,7 +321,15 @@ def test_pretraining_cache_keys_on_the_curation_choice():
     from asva.data.dataset import ClipSet
     from asva.training.pretrain import pretrain_key
 
-    pool = ClipSet(["a"], ["drum"], torch.zeros(1, 1, 1, 1, 3, dtype=torch.uint8), torch.zeros(1, 4), torch.zeros(1, 1, 1), [[]], ["drum"])
+    pool = ClipSet(
+        ["a"],
+        ["drum"],
+        torch.zeros(1, 1, 1, 1, 3, dtype=torch.uint8),
+        torch.zeros(1, 4),
+        torch.zeros(1, 1, 1),
+        [[]],
+        ["drum"],
+    )
     none, auto = ExperimentConfig(curation="none"), ExperimentConfig(curation="auto")
     stricter = ExperimentConfig(curation="auto")
     stricter.curation_filters.max_text_area = 0.01
@@ -342,11 +374,14 @@ def test_curation_rejecting_the_whole_pool_fails_naming_its_written_rejections(t
     assert len(rejections.read_text().splitlines()) == 1 + len(pool)  # header, one reason per video
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("workers", 0, "curation_filters.workers: must be >= 1"),
-    ("flow_quantile", 2.0, "curation_filters.flow_quantile: must be within"),
-    ("raft_variant", "huge", "curation_filters.raft_variant: must be small or large"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("workers", 0, "curation_filters.workers: must be >= 1"),
+        ("flow_quantile", 2.0, "curation_filters.flow_quantile: must be within"),
+        ("raft_variant", "huge", "curation_filters.raft_variant: must be small or large"),
+    ],
+)
 def test_impossible_curation_settings_are_named(key, value, message):
     from asva.config.validate import validate
     from asva.errors import ConfigError
@@ -357,12 +392,18 @@ def test_impossible_curation_settings_are_named(key, value, message):
         validate(cfg)
 
 
-@pytest.mark.parametrize(("config", "override", "key"), [("curation", "curation_filters=footage", "curation_filters"), ("curate", "curation_filters@filters=footage", "filters")])
+@pytest.mark.parametrize(
+    ("config", "override", "key"),
+    [
+        ("curation", "curation_filters=footage", "curation_filters"),
+        ("curate", "curation_filters@filters=footage", "filters"),
+    ],
+)
 def test_footage_thresholds_are_one_preset_away(config, override, key):
+    from conftest import REPO
     from hydra import compose, initialize_config_dir
 
     from asva.config.store import register
-    from conftest import REPO
 
     register()
     with initialize_config_dir(config_dir=str(REPO / "sweeps" / "conf"), version_base="1.3"):

@@ -16,10 +16,10 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from conftest import REPO, TINY_OVERRIDES, job_env
 
 from asva.distributed import World, _first_host, world_from_env
-from asva.training.checkpoint import load_checkpoint
-from conftest import REPO, TINY_OVERRIDES, job_env
+from asva.files import load_torch
 
 STEPS = 6
 HELD_AT = 3  # the step before which the 2-rank run is killed, to resume on 1 rank
@@ -27,10 +27,19 @@ HELD_AT = 3  # the step before which the 2-rank run is killed, to resume on 1 ra
 
 def job_args(workdir: Path, name: str, cache: str) -> list[str]:
     return [
-        str(REPO / "sweeps" / "window_radius.py"), *TINY_OVERRIDES, f"train.finetune.steps={STEPS}",
-        "train.finetune.batch_size=8", "pretrain=true", "train.pretrain.steps=4", "train.pretrain.batch_size=8",
-        "train.num_threads=1", "train.finetune.checkpoint_every=1", "eval.batch_size=2",
-        f"paths.cache_dir={workdir / cache}", f"paths.runs_dir={workdir / name}", f"hydra.run.dir={workdir / 'outputs' / name}",
+        str(REPO / "sweeps" / "window_radius.py"),
+        *TINY_OVERRIDES,
+        f"train.finetune.steps={STEPS}",
+        "train.finetune.batch_size=8",
+        "pretrain=true",
+        "train.pretrain.steps=4",
+        "train.pretrain.batch_size=8",
+        "train.num_threads=1",
+        "train.finetune.checkpoint_every=1",
+        "eval.batch_size=2",
+        f"paths.cache_dir={workdir / cache}",
+        f"paths.runs_dir={workdir / name}",
+        f"hydra.run.dir={workdir / 'outputs' / name}",
     ]
 
 
@@ -49,23 +58,33 @@ def assert_same_weights(one: dict, two: dict) -> None:
 
 def test_two_ranks_train_both_stages_like_one_process_and_resume_on_one(tmp_path):
     env = job_env(tmp_path)
-    single = subprocess.run([sys.executable, *job_args(tmp_path, "single", "cache_single")], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    single = subprocess.run(
+        [sys.executable, *job_args(tmp_path, "single", "cache_single")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
-    ranks = subprocess.run(torchrun(tmp_path, "ddp", "cache_ddp"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    ranks = subprocess.run(
+        torchrun(tmp_path, "ddp", "cache_ddp"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert ranks.returncode == 0, ranks.stderr[-3000:]
     assert "waits for rank 0 to prepare the data and the frozen parts" in ranks.stdout + ranks.stderr
-    assert "sampling test clips (with audio) (rank 1 of 2)" in ranks.stdout + ranks.stderr  # its share of the evaluation
+    assert (
+        "sampling test clips (with audio) (rank 1 of 2)" in ranks.stdout + ranks.stderr
+    )  # its share of the evaluation
 
     # Stage 1 (trained data-parallel by both ranks, each in its own cache) and stage 2.
     [stage1_one] = (tmp_path / "cache_single" / "pretrain").glob("*/adapters.pt")
     [stage1_two] = (tmp_path / "cache_ddp" / "pretrain").glob("*/adapters.pt")
-    stage1_one, stage1_two = load_checkpoint(stage1_one), load_checkpoint(stage1_two)
+    stage1_one, stage1_two = load_torch(stage1_one), load_torch(stage1_two)
     assert_same_weights(stage1_one["weights"], stage1_two["weights"])
     assert stage1_two["losses"] == pytest.approx(stage1_one["losses"], rel=1e-5)
     [one] = (tmp_path / "single").glob("*/*/finetune.pt")
     [two] = (tmp_path / "ddp").glob("*/*/finetune.pt")  # rank 0 alone writes checkpoints
-    one, two = load_checkpoint(one), load_checkpoint(two)
+    one, two = load_torch(one), load_torch(two)
     assert one["sampler"]["batch_size"] == two["sampler"]["batch_size"] == 8
     assert_same_weights(one["weights"], two["weights"])
     assert two["losses"] == pytest.approx(one["losses"], rel=1e-5)
@@ -82,8 +101,14 @@ def test_two_ranks_train_both_stages_like_one_process_and_resume_on_one(tmp_path
     gate.mkdir()
     (gate / f"hold-{HELD_AT}").touch()
     gated = {**env, "ASVA_TEST_GATE_DIR": str(gate), "PYTHONPATH": str(REPO / "tests" / "job_gate")}
-    killed = subprocess.Popen(torchrun(tmp_path, "moved", "cache_ddp"), cwd=tmp_path, env=gated, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(
+        torchrun(tmp_path, "moved", "cache_ddp"),
+        cwd=tmp_path,
+        env=gated,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 600
     while not (gate / f"held-{HELD_AT}").exists():
         assert killed.poll() is None and time.monotonic() < deadline, "the 2-rank run ended before it was held"
@@ -91,18 +116,25 @@ def test_two_ranks_train_both_stages_like_one_process_and_resume_on_one(tmp_path
     kill_every_process_of(str(tmp_path / "moved"))  # torchrun and its ranks (they run in sessions of their own)
     killed.wait()
     [moved] = (tmp_path / "moved").glob("*/*/finetune.pt")
-    assert load_checkpoint(moved)["step"] == HELD_AT
-    resumed = subprocess.run([sys.executable, *job_args(tmp_path, "moved", "cache_ddp")], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=600)
+    assert load_torch(moved)["step"] == HELD_AT
+    resumed = subprocess.run(
+        [sys.executable, *job_args(tmp_path, "moved", "cache_ddp")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming MLflow run" in resumed.stdout
-    moved = load_checkpoint(moved)
+    moved = load_torch(moved)
     assert moved["step"] == STEPS
     assert_same_weights(one["weights"], moved["weights"])
 
 
 def kill_every_process_of(argument: str) -> None:
     """SIGKILL every process whose command line holds `argument`, and wait until they are gone."""
+
     def matching() -> list[int]:
         found = []
         for entry in Path("/proc").iterdir():
@@ -137,7 +169,11 @@ def test_each_rank_reads_and_encodes_only_its_own_rows(monkeypatch):
     frames = torch.arange(videos * fps * seconds, dtype=torch.uint8)[:, None, None, None].expand(-1, 2, 2, 3)
     windows = VideoWindows.from_videos(
         [frames[v * fps * seconds : (v + 1) * fps * seconds] for v in range(videos)],
-        [torch.zeros(rate * seconds) for _ in range(videos)], [0.0] * videos, clip_frames=fps, fps=fps, sample_rate=rate,
+        [torch.zeros(rate * seconds) for _ in range(videos)],
+        [0.0] * videos,
+        clip_frames=fps,
+        fps=fps,
+        sample_rate=rate,
     )
     encoded: list[torch.Tensor] = []
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import av
 import mlflow
-
 from conftest import REPO, TINY_OVERRIDES, job_env, path_overrides
 
 GENERATE = """
@@ -41,7 +40,9 @@ def file_bytes(root: Path) -> dict[str, bytes]:
 
 def test_the_embedded_benchmark_is_byte_identical_in_two_fresh_processes(tmp_path):
     roots = [tmp_path / "first", tmp_path / "second"]
-    run_side_by_side([[sys.executable, "-c", GENERATE, str(root)] for root in roots], [job_env(tmp_path)] * 2, [tmp_path] * 2, 600)
+    run_side_by_side(
+        [[sys.executable, "-c", GENERATE, str(root)] for root in roots], [job_env(tmp_path)] * 2, [tmp_path] * 2, 600
+    )
     first, second = (file_bytes(root) for root in roots)
     videos = [name for name in first if name.endswith(".mp4")]
     # 4 benchmark classes x 3 clips, 6 pool classes x 3, 2 open classes x 2.
@@ -59,8 +60,14 @@ def test_a_job_rerun_from_an_empty_cache_logs_identical_metrics(tmp_path):
     for workdir in workdirs:
         workdir.mkdir()
     commands = [
-        [sys.executable, str(REPO / "sweeps" / "window_radius.py"), "window_radius=0.5", *TINY_OVERRIDES,
-         *path_overrides(workdir), f"hydra.run.dir={workdir / 'outputs'}"]
+        [
+            sys.executable,
+            str(REPO / "sweeps" / "window_radius.py"),
+            "window_radius=0.5",
+            *TINY_OVERRIDES,
+            *path_overrides(workdir),
+            f"hydra.run.dir={workdir / 'outputs'}",
+        ]
         for workdir in workdirs
     ]
     run_side_by_side(commands, [job_env(workdir) for workdir in workdirs], workdirs, 900)
@@ -69,7 +76,9 @@ def test_a_job_rerun_from_an_empty_cache_logs_identical_metrics(tmp_path):
         client = mlflow.MlflowClient(tracking_uri=job_env(workdir)["MLFLOW_TRACKING_URI"])
         experiment = client.get_experiment_by_name("window_radius")
         [run] = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("asva.role") == "job"]
-        losses = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda m: m.step)]
+        losses = [
+            m.value for m in sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda m: m.step)
+        ]
         logged.append((run.data.metrics, losses))
     (first_metrics, first_losses), (second_metrics, second_losses) = logged
     assert "event_sync" in first_metrics and "event_sync_null_audio" in first_metrics and len(first_losses) == 2

@@ -28,7 +28,9 @@ RATE, FPS = 16000, 6
 def tiny_model(base: str) -> ASVAModel:
     torch.manual_seed(0)
     encoder = AudioEncoderConfig()
-    encoders = {"a": TinyAudioEncoder(encoder.kind, encoder.num_layers, encoder.dim, encoder.token_seconds, num_classes=2)}
+    encoders = {
+        "a": TinyAudioEncoder(encoder.kind, encoder.num_layers, encoder.dim, encoder.token_seconds, num_classes=2)
+    }
     if base == "dynamicrafter":
         cfg = ModelConfig(name="dynamicrafter", context_dim=32)
         frozen, _ = build_dynamicrafter_base("256", width="tiny")
@@ -52,7 +54,15 @@ def clips(count: int, size: int) -> ClipSet:
     frames = torch.randint(0, 256, (count, 2 * FPS, size, size, 3), dtype=torch.uint8, generator=generator)
     audio = torch.randn(count, 2 * RATE, generator=generator) * 0.1
     labels = ["drum", "bell"] * (count // 2)
-    return ClipSet([f"clip{i}" for i in range(count)], labels, frames, audio, fbank(audio, RATE), [[] for _ in labels], ["bell", "drum"])
+    return ClipSet(
+        [f"clip{i}" for i in range(count)],
+        labels,
+        frames,
+        audio,
+        fbank(audio, RATE),
+        [[] for _ in labels],
+        ["bell", "drum"],
+    )
 
 
 @pytest.mark.parametrize("base, size", [("tiny", 32), ("dynamicrafter", 64)])
@@ -87,7 +97,9 @@ def test_bf16_mixed_trains_the_tiny_model_on_the_cpu(one_torch_thread):
     assert {p.dtype for p in model.parameters() if id(p) not in adapters} == {torch.bfloat16}  # frozen parts
     data = clips(8, 32)
     stage = StageConfig(lr=3e-3, batch_size=8, steps=40)
-    losses = train_adapter_stage(model, data, stage, DiffusionConfig(cond_drop=0.0), seed=0, desc="bf16-mixed", data=DataConfig(sample_rate=RATE))
+    losses = train_adapter_stage(
+        model, data, stage, DiffusionConfig(cond_drop=0.0), seed=0, desc="bf16-mixed", data=DataConfig(sample_rate=RATE)
+    )
     assert all(torch.isfinite(torch.tensor(losses)))
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.9 * first, (first, last)
@@ -116,8 +128,13 @@ def test_the_gpu_check_runs_at_tiny_width_on_the_cpu():
 
     from conftest import REPO
 
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--tiny", "--device", "cpu", "--steps", "1"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--tiny", "--device", "cpu", "--steps", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["device"] == "cpu" and report["precision"] == "bf16-mixed"

@@ -7,13 +7,13 @@ import logging
 from dataclasses import asdict, replace
 
 import pytest
+from conftest import REPO, path_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from asva.config.schema import CurationConfig, ExperimentConfig
 from asva.config.store import register
 from asva.config.validate import paper_recipe_warning
-from conftest import REPO, path_overrides
 
 # Every entry point whose config is an experiment (sweeps/conf/<name>.yaml).
 JOB_CONFIGS = ["window_radius", "encoder_layers", "kshot", "curation", "search", "evaluate"]
@@ -101,8 +101,9 @@ def test_the_paper_model_with_the_embedded_recipe_warns_naming_the_preset(tmp_pa
 def test_the_paper_curation_keeps_what_only_the_extra_filters_reject(tmp_path):
     """Silent, still and variable-frame-rate clips: rejected by the project's extra filters, kept when
     they are off as in the `paper` preset (its other thresholds are the footage ones, for 256-px video)."""
-    from asva.data import curation
     from test_curation import clip, write, write_vfr
+
+    from asva.data import curation
 
     frames, audio = clip()
     videos = {

@@ -13,8 +13,13 @@ from asva.generate import build_model, main
 from asva.params import load_config
 
 SMALL = [
-    "data.synthetic.train_per_class=2", "data.synthetic.test_per_class=1", "data.synthetic.pool_per_class=2",
-    "model.base_train_steps=2", "audio.encoder_a.train_steps=2", "diffusion.sampling_steps=2", "train.num_threads=1",
+    "data.synthetic.train_per_class=2",
+    "data.synthetic.test_per_class=1",
+    "data.synthetic.pool_per_class=2",
+    "model.base_train_steps=2",
+    "audio.encoder_a.train_steps=2",
+    "diffusion.sampling_steps=2",
+    "train.num_threads=1",
 ]
 
 
@@ -23,7 +28,11 @@ def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("generate")
     Image.fromarray((np.random.default_rng(0).random((48, 80, 3)) * 255).astype(np.uint8)).save(folder / "image.png")
     t = np.arange(3 * 44100) / 44100  # 3 s, stereo, 44.1 kHz
-    write_wav(folder / "stereo.wav", (0.3 * np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 97 * t)])).astype(np.float32), 44100)
+    write_wav(
+        folder / "stereo.wav",
+        (0.3 * np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 97 * t)])).astype(np.float32),
+        44100,
+    )
     write_wav(folder / "short.wav", np.zeros(16000, dtype=np.float32), 16000)
     (folder / "broken.wav").write_bytes(b"RIFF not really")
     return folder
@@ -37,7 +46,13 @@ def decode(path) -> tuple[np.ndarray, int, float]:
 
 
 def test_generates_an_mp4_with_the_audio_and_adapters_change_it(inputs, tmp_path):
-    common = [f"image={inputs / 'image.png'}", f"audio={inputs / 'stereo.wav'}", "text=a drum", f"paths.cache_dir={inputs / 'cache'}", *SMALL]
+    common = [
+        f"image={inputs / 'image.png'}",
+        f"audio={inputs / 'stereo.wav'}",
+        "text=a drum",
+        f"paths.cache_dir={inputs / 'cache'}",
+        *SMALL,
+    ]
     assert main([*common, f"out={tmp_path / 'base.mp4'}"]) == 0
     frames, rate, seconds = decode(tmp_path / "base.mp4")
     assert frames.shape == (12, 32, 32, 3)  # 2 s at 6 FPS, data.frame_size
@@ -65,7 +80,14 @@ def test_generates_an_mp4_with_the_audio_and_adapters_change_it(inputs, tmp_path
     ],
 )
 def test_bad_inputs_fail_with_one_line(inputs, tmp_path, capsys, audio, image, message):
-    code = main([f"image={inputs / image}", f"audio={inputs / audio}", f"out={tmp_path / 'x.mp4'}", f"paths.cache_dir={tmp_path}"])
+    code = main(
+        [
+            f"image={inputs / image}",
+            f"audio={inputs / audio}",
+            f"out={tmp_path / 'x.mp4'}",
+            f"paths.cache_dir={tmp_path}",
+        ]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
@@ -85,15 +107,24 @@ def test_generates_on_the_paper_model_from_its_checkpoint_paths(inputs, tmp_path
     torch.set_num_threads(1)
     try:
         paths = write_checkpoints(tmp_path)
-        common = [f"image={inputs / 'image.png'}", f"audio={inputs / 'stereo.wav'}", "text=a drum",
-                  f"paths.cache_dir={tmp_path / 'cache'}", "diffusion.sampling_steps=2", *paper_overrides(paths)]
+        common = [
+            f"image={inputs / 'image.png'}",
+            f"audio={inputs / 'stereo.wav'}",
+            "text=a drum",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "diffusion.sampling_steps=2",
+            *paper_overrides(paths),
+        ]
         assert main([*common, f"out={tmp_path / 'paper.mp4'}"]) == 0
         frames, rate, seconds = decode(tmp_path / "paper.mp4")
         assert frames.shape == (12, 32, 32, 3)
         assert rate == 16000 and seconds == pytest.approx(2.0, abs=0.1)
         assert not (tmp_path / "cache").exists()  # nothing trained, no data generated: the files are the model
 
-        assert main([*common, f"model.base_checkpoint={tmp_path / 'absent' / 'model.ckpt'}", f"out={tmp_path / 'x.mp4'}"]) == 2
+        assert (
+            main([*common, f"model.base_checkpoint={tmp_path / 'absent' / 'model.ckpt'}", f"out={tmp_path / 'x.mp4'}"])
+            == 2
+        )
         assert "absent/model.ckpt does not exist (expected the official model.ckpt" in capsys.readouterr().err
     finally:
         torch.set_num_threads(threads)

@@ -38,7 +38,15 @@ PAPER_GAIN_ROWS = [
     "| 10 | ✓        | 292.1 (↓60.5)‡ | 39.66 (↓0.09)‡ | 30.22 (↓0.13)‡ | 94.62 (↑1.12)‡ | 94.36 (↑1.04)‡ |",
     "| 90 | ✓        | 258.1 (↓19.4)‡ | 39.74 (↓0.02)‡ | 30.32 (↓0.06)‡ | 94.66 (↑0.24)‡ | 94.48 (↑0.24)‡ |",
 ]
-PARAMS = {"dataset": "avsync15", "fps": "6", "window_radius": "0.5", "audio_layers": "a:11", "curation": "auto", "finetune": "true", "seed": "0"}
+PARAMS = {
+    "dataset": "avsync15",
+    "fps": "6",
+    "window_radius": "0.5",
+    "audio_layers": "a:11",
+    "curation": "auto",
+    "finetune": "true",
+    "seed": "0",
+}
 
 
 @pytest.fixture
@@ -52,7 +60,9 @@ def paper_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
     mlflow.set_tracking_uri(uri)
     try:
         experiment = mlflow.create_experiment("paper tables", artifact_location=(tmp_path / "artifacts").as_uri())
-        with mlflow.start_run(experiment_id=experiment, run_name="Table 3 (AVSync15)", tags={STUDY_TAG: "kshot"}) as sweep:
+        with mlflow.start_run(
+            experiment_id=experiment, run_name="Table 3 (AVSync15)", tags={STUDY_TAG: "kshot"}
+        ) as sweep:
             for (k, pretrain), values in PAPER_TABLE3.items():
                 with mlflow.start_run(experiment_id=experiment, run_name=f"K={k} pretrain={pretrain}", nested=True):
                     mlflow.set_tag(STUDY_TAG, "kshot")
@@ -64,14 +74,18 @@ def paper_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
                 mlflow.log_metric("fvd", 999.0)
             with mlflow.start_run(experiment_id=experiment, run_name="no seed", nested=True) as incomplete:
                 mlflow.set_tag(STUDY_TAG, "kshot")
-                mlflow.log_params({name: value for name, value in (PARAMS | {"k": "1", "pretrain": "true"}).items() if name != "seed"})
+                mlflow.log_params(
+                    {name: value for name, value in (PARAMS | {"k": "1", "pretrain": "true"}).items() if name != "seed"}
+                )
                 mlflow.log_metric("fvd", 999.0)
         yield sweep.info.run_id, incomplete.info.run_id
     finally:
         mlflow.set_tracking_uri(previous_uri)
 
 
-def test_runs_logged_by_plain_mlflow_calls_are_tabulated(paper_store: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def test_runs_logged_by_plain_mlflow_calls_are_tabulated(
+    paper_store: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     sweep, incomplete = paper_store
     with caplog.at_level(logging.WARNING, logger="asva.analysis"):
         jobs = runs.load_job_runs(parent_run_id=sweep)
@@ -84,7 +98,10 @@ def test_runs_logged_by_plain_mlflow_calls_are_tabulated(paper_store: tuple[str,
     assert make_tables.main(["--only", "table3,budget", "--format", "csv,md", "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "#### avsync15; n = 1 per row" in printed
-    assert "| 0  | ✓        | 338.4          | 39.06          | 29.95          | 93.08          | 92.60          |" in printed
+    assert (
+        "| 0  | ✓        | 338.4          | 39.06          | 29.95          | 93.08          | 92.60          |"
+        in printed
+    )
     assert all(row in printed for row in PAPER_GAIN_ROWS), printed
     # The paper's claim in numbers: AlignSync with K=1 and pretraining (94.28) beats K=90 without (94.24).
     budget = (tmp_path / "out" / "budget.csv").read_text().splitlines()

@@ -1,9 +1,7 @@
+import pytest
 import torch
 
 from asva.data.dataset import ClipSet, kshot_indices
-
-import pytest
-
 from asva.errors import DataError
 
 

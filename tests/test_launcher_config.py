@@ -1,11 +1,11 @@
 """The cluster launcher config composes with every sweep and holds the cluster defaults."""
 
 import pytest
+from conftest import REPO
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from asva.config.store import register
-from conftest import REPO
 
 
 @pytest.mark.parametrize("sweep", ["window_radius", "kshot", "encoder_layers"])
@@ -38,8 +38,14 @@ def test_kshot_is_multirun_by_default_and_others_are_not():
 
 def test_slurm_a100_fits_a_cpu_partition_by_overrides():
     register()
-    overrides = ["hydra/launcher=slurm_a100", "hydra.launcher.gpus_per_node=null", "hydra.launcher.tasks_per_node=1",
-                 "hydra.launcher.constraint=null", "hydra.launcher.mem_gb=null", "hydra.launcher.partition=cpu"]
+    overrides = [
+        "hydra/launcher=slurm_a100",
+        "hydra.launcher.gpus_per_node=null",
+        "hydra.launcher.tasks_per_node=1",
+        "hydra.launcher.constraint=null",
+        "hydra.launcher.mem_gb=null",
+        "hydra.launcher.partition=cpu",
+    ]
     with initialize_config_dir(config_dir=str(REPO / "sweeps" / "conf"), version_base="1.3"):
         cfg = compose(config_name="window_radius", overrides=overrides, return_hydra_config=True)
     launcher = cfg.hydra.launcher

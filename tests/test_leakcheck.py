@@ -125,6 +125,23 @@ def test_fingerprints_are_cached_by_path_size_and_mtime(bench, tmp_path, monkeyp
         leakcheck.cached_fingerprint(path, leakcheck.POOL_STEP_S, tmp_path / "cache")
 
 
+def test_a_check_whose_fingerprints_are_all_cached_starts_no_process_pool(bench, tmp_path, monkeypatch):
+    """Every job runs the check: with the fingerprints cached it reads them in-process (a spawned pool
+    costs each job seconds of imports)."""
+    entries = [(p.stem, p) for p in videos(bench, "test.txt")[:1]]  # a pool video holding a test video
+    tests = videos(bench, "test.txt")
+    first = leakcheck.find_leak_matches(entries, tests, tmp_path / "cache", workers=2)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("process pool started")
+
+    monkeypatch.setattr(leakcheck, "ProcessPoolExecutor", no_pool)
+    again = leakcheck.find_leak_matches(entries, tests, tmp_path / "cache", workers=2)
+    assert sorted(again) == sorted(first) == [entries[0][0]]
+    with pytest.raises(AssertionError, match="process pool started"):  # an uncached video is decoded by the pool
+        leakcheck.find_leak_matches(entries, tests, tmp_path / "other_cache", workers=2)
+
+
 def test_an_unreadable_test_video_stops_the_check_an_unreadable_pool_video_does_not(bench, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video")

@@ -107,7 +107,9 @@ def write_vggsound(root):
     write_video(root / "video" / "aaaaaaaaaaa_000030.mp4", clip, 6, sound)
     write_video(root / "video" / "ccccccccccc_000000.mp4", clip, 6, sound)
     # A whole YouTube video (16 s): its labelled window starts at second 4.
-    write_video(root / "video" / "bbbbbbbbbbb.mp4", time_coded_frames(16.0, 6), 6, np.zeros(16 * 16000, np.float32) + 0.01)
+    write_video(
+        root / "video" / "bbbbbbbbbbb.mp4", time_coded_frames(16.0, 6), 6, np.zeros(16 * 16000, np.float32) + 0.01
+    )
 
 
 def test_vggsound_csv_and_clip_folder(tmp_path):

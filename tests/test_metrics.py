@@ -48,7 +48,9 @@ class _ScriptedI3D(torch.nn.Module):
         super().__init__()
         self.proj = torch.nn.Linear(3 * 4, 400)
 
-    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False
+    ) -> torch.Tensor:
         assert not rescale and not resize and return_features
         assert x.shape[1] == 3 and x.shape[3] == 224 and x.shape[4] == 224
         pooled = torch.nn.functional.adaptive_avg_pool3d(x, (4, 1, 1)).flatten(1)  # [B, 3*4]
@@ -152,8 +154,13 @@ def _tiny_networks(paper: bool = False):
     tiny = TinyCLIP(dim=16, width=8).eval()
     shape = SyncClassifierShape(video_widths=[8], audio_widths=[8], head_dim=8)
     return EvalNetworks(
-        video_features=TinyVideoClassifier(4, [8], 32).eval(), audio_vision=tiny, text_vision=tiny,
-        sync=SyncClassifier(shape).eval(), paper_fvd=paper, paper_ia=paper, paper_it=paper,
+        video_features=TinyVideoClassifier(4, [8], 32).eval(),
+        audio_vision=tiny,
+        text_vision=tiny,
+        sync=SyncClassifier(shape).eval(),
+        paper_fvd=paper,
+        paper_ia=paper,
+        paper_it=paper,
         sync_suffix="" if paper else "_embedded",
     )
 
@@ -164,13 +171,21 @@ def test_stand_in_networks_report_embedded_names_and_reference_rows():
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, size=(6, 12, 32, 32, 3), dtype=np.uint8)
     generated = rng.integers(0, 256, size=(6, 12, 32, 32, 3), dtype=np.uint8)
-    scores = paper_scores(_tiny_networks(), real, torch.randn(6, 198, 128), ["drum"] * 6, generated, fps=6, batch_size=4)
-    expected = {f"{m}_embedded{tail}" for m in ("ia", "it", "relsync", "alignsync") for tail in ("", "_ref_groundtruth", "_ref_static")}
+    scores = paper_scores(
+        _tiny_networks(), real, torch.randn(6, 198, 128), ["drum"] * 6, generated, fps=6, batch_size=4
+    )
+    expected = {
+        f"{m}_embedded{tail}"
+        for m in ("ia", "it", "relsync", "alignsync")
+        for tail in ("", "_ref_groundtruth", "_ref_static")
+    }
     expected |= {"fvd_embedded", "fvd_embedded_ref_static"}
     assert set(scores.metrics) == expected
     assert scores.metrics["relsync_embedded_ref_groundtruth"] == pytest.approx(100.0)
     # The static reference repeats the first frame, so P_Align is exactly 1/2 there.
-    assert scores.metrics["alignsync_embedded_ref_static"] == pytest.approx(scores.metrics["relsync_embedded_ref_static"])
+    assert scores.metrics["alignsync_embedded_ref_static"] == pytest.approx(
+        scores.metrics["relsync_embedded_ref_static"]
+    )
     rows = per_class_rows(["drum"] * 3 + ["bell"] * 3, scores.per_clip)
     assert {row["class"] for row in rows} == {"drum", "bell"} and all(row["clips"] == 3 for row in rows)
 
@@ -178,7 +193,13 @@ def test_stand_in_networks_report_embedded_names_and_reference_rows():
 def test_reserved_names_only_with_the_papers_networks():
     assert _tiny_networks(paper=False).name("fvd") == "fvd_embedded"
     paper = _tiny_networks(paper=True)
-    assert [paper.name(m) for m in ("fvd", "ia", "it", "relsync", "alignsync")] == ["fvd", "ia", "it", "relsync", "alignsync"]
+    assert [paper.name(m) for m in ("fvd", "ia", "it", "relsync", "alignsync")] == [
+        "fvd",
+        "ia",
+        "it",
+        "relsync",
+        "alignsync",
+    ]
     paper.paper_ia = False  # AlignSync needs ImageBind as well as the classifier
     assert paper.name("relsync") == "relsync" and paper.name("alignsync") == "alignsync_embedded"
     small = _tiny_networks(paper=True)
@@ -191,8 +212,13 @@ def _clips(frames: np.ndarray, event_times: list[list[float]]):
 
     count = len(frames)
     return ClipSet(
-        video_ids=[f"v{i}" for i in range(count)], labels=["drum"] * count, frames=torch.from_numpy(frames),
-        audio=torch.zeros(count, 32000), fbank=torch.zeros(count, 198, 128), event_times=event_times, classes=["drum"],
+        video_ids=[f"v{i}" for i in range(count)],
+        labels=["drum"] * count,
+        frames=torch.from_numpy(frames),
+        audio=torch.zeros(count, 32000),
+        fbank=torch.zeros(count, 198, 128),
+        event_times=event_times,
+        classes=["drum"],
     )
 
 
@@ -220,7 +246,9 @@ def test_metrics_the_clips_cannot_score_are_skipped_with_the_reason():
     # One clip: no Fréchet distance (a covariance needs two), neither of pixels nor FVD.
     metrics, skipped = skeleton_metrics(_clips(real[:1], [[1.0]]), {"": generated[:1]}, cfg)
     assert set(metrics) == {"event_sync"} and skipped == {"fd_pixel_synth": TOO_FEW_CLIPS}
-    scores = paper_scores(_tiny_networks(), real[:1], torch.randn(1, 198, 128), ["drum"], generated[:1], fps=6, batch_size=4)
+    scores = paper_scores(
+        _tiny_networks(), real[:1], torch.randn(1, 198, 128), ["drum"], generated[:1], fps=6, batch_size=4
+    )
     assert not {name for name in scores.metrics if name.startswith("fvd")}
     assert scores.skipped == {"fvd_embedded": TOO_FEW_CLIPS, "fvd_embedded_ref_static": TOO_FEW_CLIPS}
 
@@ -230,5 +258,10 @@ def test_the_skipped_metrics_are_one_log_line_grouped_by_reason(caplog):
 
     with caplog.at_level("INFO", logger="asva.evaluation.scoring"):
         log_skipped({}, "evaluation of synthetic")
-        log_skipped({"event_sync": "no events", "fd_pixel_synth": "one clip", "event_sync_ref_static": "no events"}, "evaluation of avsync15")
-    assert caplog.messages == ["evaluation of avsync15: not computed: event_sync, event_sync_ref_static (no events); fd_pixel_synth (one clip)"]
+        log_skipped(
+            {"event_sync": "no events", "fd_pixel_synth": "one clip", "event_sync_ref_static": "no events"},
+            "evaluation of avsync15",
+        )
+    assert caplog.messages == [
+        "evaluation of avsync15: not computed: event_sync, event_sync_ref_static (no events); fd_pixel_synth (one clip)"
+    ]

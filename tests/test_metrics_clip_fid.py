@@ -72,7 +72,9 @@ def test_open_clip_checkpoint_is_loaded_and_gives_clip_cosines(tiny_clip_checkpo
     import open_clip
 
     with torch.no_grad():
-        text = torch.nn.functional.normalize(reference.encode_text(open_clip.get_tokenizer(TINY_ARCH)(captions)), dim=-1)
+        text = torch.nn.functional.normalize(
+            reference.encode_text(open_clip.get_tokenizer(TINY_ARCH)(captions)), dim=-1
+        )
         images = embedder.preprocess(frames.reshape(-1, 40, 48, 3))
         assert images.shape == (6, 3, 32, 32)
         vision = torch.nn.functional.normalize(reference.encode_image(images), dim=-1).reshape(2, 3, -1)

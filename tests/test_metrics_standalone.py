@@ -7,16 +7,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from conftest import TINY_OVERRIDES
 from omegaconf import OmegaConf
 
 from asva.config.schema import EvaluateConfig, ExperimentConfig, TrainSyncClassifierConfig
-from conftest import TINY_OVERRIDES
 
 
 def tiny(schema, workdir: Path, *extra: str):
     config = OmegaConf.merge(
         OmegaConf.structured(schema),
-        OmegaConf.from_dotlist([*(o for o in TINY_OVERRIDES if o.split(".")[0] in {f for f in asdict(schema())}), *extra]),
+        OmegaConf.from_dotlist(
+            [*(o for o in TINY_OVERRIDES if o.split(".")[0] in {f for f in asdict(schema())}), *extra]
+        ),
         OmegaConf.from_dotlist([f"paths.cache_dir={workdir / 'cache'}", f"paths.runs_dir={workdir / 'runs'}"]),
     )
     return OmegaConf.to_object(config)
@@ -29,13 +31,21 @@ def test_training_script_saves_a_classifier_and_logs_its_accuracy(session_store,
     from asva.evaluation.sync_training import run_sync_classifier_training
 
     output = tmp_path / "sync.pt"
-    cfg = tiny(TrainSyncClassifierConfig, workdir, "classifier.steps=3", f"output={output}", "classifier.video_widths=[8]", "classifier.audio_widths=[8]")
+    cfg = tiny(
+        TrainSyncClassifierConfig,
+        workdir,
+        "classifier.steps=3",
+        f"output={output}",
+        "classifier.video_widths=[8]",
+        "classifier.audio_widths=[8]",
+    )
     metrics = run_sync_classifier_training(cfg)
     assert 0.0 <= metrics["sync_test_accuracy"] <= 1.0 and metrics["sync_chance"] == pytest.approx(0.2)
     _, payload = load_sync_classifier(output)
     assert payload["dataset"] == "synthetic" and len(payload["losses"]) == 3
     runs = MlflowClient(session_store).search_runs(
-        [MlflowClient(session_store).get_experiment_by_name("sync_classifier").experiment_id], "tags.`asva.role` = 'sync_classifier'"
+        [MlflowClient(session_store).get_experiment_by_name("sync_classifier").experiment_id],
+        "tags.`asva.role` = 'sync_classifier'",
     )
     assert runs and runs[0].data.metrics["sync_test_accuracy"] == pytest.approx(metrics["sync_test_accuracy"])
 
@@ -64,7 +74,14 @@ def test_evaluate_a_job_run_logs_every_metric_and_reuses_generated_clips(session
     second = run_evaluation(cfg)
     assert generated() == sampled_by_the_job  # not sampled again
     assert first == second
-    for name in ("fvd_embedded", "ia_embedded", "it_embedded", "relsync_embedded", "alignsync_embedded", "alignsync_embedded_ref_static"):
+    for name in (
+        "fvd_embedded",
+        "ia_embedded",
+        "it_embedded",
+        "relsync_embedded",
+        "alignsync_embedded",
+        "alignsync_embedded_ref_static",
+    ):
         assert name in first
     logged = client.get_run(run.info.run_id).data.metrics
     assert logged["relsync_embedded"] == pytest.approx(first["relsync_embedded"])
@@ -78,7 +95,9 @@ def test_evaluate_a_job_run_logs_every_metric_and_reuses_generated_clips(session
     from_file = run_evaluation(tiny(EvaluateConfig, workdir, "study=evaltest", f"checkpoint={checkpoint}"))
     assert generated() == sampled_by_the_job
     assert from_file == first
-    [evaluate_run] = client.search_runs([client.get_experiment_by_name("evaltest").experiment_id], "tags.`asva.role` = 'evaluate'")
+    [evaluate_run] = client.search_runs(
+        [client.get_experiment_by_name("evaltest").experiment_id], "tags.`asva.role` = 'evaluate'"
+    )
     assert evaluate_run.data.params["checkpoint"] == str(checkpoint)
     assert evaluate_run.data.metrics["relsync_embedded"] == pytest.approx(first["relsync_embedded"], rel=1e-4)
 

@@ -2,11 +2,11 @@ import torch
 
 from asva.config.schema import DiffusionConfig, ModelConfig, StageConfig
 from asva.data.dataset import ClipSet
+from asva.data.loader import batch_indices
 from asva.models.asva_model import ASVAModel, ImageToVideoBase
 from asva.models.audio_encoders import TinyAudioEncoder
 from asva.models.diffusion import noised_batch, training_scheduler
 from asva.training.adapters import train_adapter_stage
-from asva.data.loader import batch_indices
 
 SMALL = ModelConfig(channels=16, context_dim=32, heads=4)
 
@@ -14,7 +14,10 @@ SMALL = ModelConfig(channels=16, context_dim=32, heads=4)
 def make_model(taps=(("a", 1), ("b", 0)), radius=1.5) -> ASVAModel:
     torch.manual_seed(0)
     base = ImageToVideoBase(SMALL)
-    encoders = {name: TinyAudioEncoder(kind, 2, 32, 0.04, num_classes=3) for name, kind in (("a", "tiny_semantic"), ("b", "tiny_masked"))}
+    encoders = {
+        name: TinyAudioEncoder(kind, 2, 32, 0.04, num_classes=3)
+        for name, kind in (("a", "tiny_semantic"), ("b", "tiny_masked"))
+    }
     return ASVAModel(base, encoders, list(taps), radius, fps=6, cfg=SMALL, fbank_frames=198)
 
 
@@ -66,7 +69,9 @@ def fixed_batch_loss(model: ASVAModel, data: ClipSet) -> float:
     keep = torch.zeros(len(data), dtype=torch.bool)
     with torch.no_grad():
         cond = model.conditions(data.frames, model.encode_audio(data.fbank), ["drum"] * len(data), keep, keep, keep)
-        noisy, t, target = noised_batch(training_scheduler(DiffusionConfig()), model.base.encode_video(data.frames), generator)
+        noisy, t, target = noised_batch(
+            training_scheduler(DiffusionConfig()), model.base.encode_video(data.frames), generator
+        )
         return torch.nn.functional.mse_loss(model(noisy, t, cond), target).item()
 
 

@@ -23,7 +23,12 @@ NOTEBOOK = REPO_ROOT / "notebooks" / "from_sweep_to_figures.ipynb"
 # window radius -> EventSync per seed; radius 12.0 sorts after 3.0 only if sorted as a number
 RADII = {"0.5": [61.0, 63.0], "3.0": [52.0, 56.0], "12.0": [30.0]}
 # (k, pretrain) -> EventSync per seed: K=1 with pretraining (92.5) beats K=10 without (92.0): 10x.
-KSHOT = {("1", "false"): [80.0, 82.0], ("1", "true"): [92.0, 93.0], ("10", "false"): [91.0, 93.0], ("10", "true"): [94.0, 95.0]}
+KSHOT = {
+    ("1", "false"): [80.0, 82.0],
+    ("1", "true"): [92.0, 93.0],
+    ("10", "false"): [91.0, 93.0],
+    ("10", "true"): [94.0, 95.0],
+}
 
 
 @contextmanager
@@ -39,10 +44,21 @@ def store_folder(tmp_path: Path) -> Iterator[Path]:
 def log_runs(uri: str, root: Path) -> str:
     """The window-radius and K-shot job runs (one FAILED); a sample mp4 on the first K-shot job."""
     client = MlflowClient(tracking_uri=uri)
-    jobs = [("window_radius", {"window_radius": r, "k": "all", "pretrain": "false"}, seed, sync, "FINISHED") for r, values in RADII.items() for seed, sync in enumerate(values)]
+    jobs = [
+        ("window_radius", {"window_radius": r, "k": "all", "pretrain": "false"}, seed, sync, "FINISHED")
+        for r, values in RADII.items()
+        for seed, sync in enumerate(values)
+    ]
     jobs.append(("window_radius", {"window_radius": "0.5", "k": "all", "pretrain": "false"}, 2, 0.0, "FAILED"))
-    jobs += [("kshot", {"window_radius": "0.5", "k": k, "pretrain": pretrain}, seed, sync, "FINISHED") for (k, pretrain), values in KSHOT.items() for seed, sync in enumerate(values)]
-    experiments = {study: client.create_experiment(study, artifact_location=(root / "artifacts" / study).as_uri()) for study in ("window_radius", "kshot")}
+    jobs += [
+        ("kshot", {"window_radius": "0.5", "k": k, "pretrain": pretrain}, seed, sync, "FINISHED")
+        for (k, pretrain), values in KSHOT.items()
+        for seed, sync in enumerate(values)
+    ]
+    experiments = {
+        study: client.create_experiment(study, artifact_location=(root / "artifacts" / study).as_uri())
+        for study in ("window_radius", "kshot")
+    }
     sample_run = ""
     for study, params, seed, sync, status in jobs:
         run = client.create_run(experiments[study], tags={STUDY_TAG: study, ROLE_TAG: ROLE_JOB})
@@ -76,7 +92,9 @@ def cell_with(notebook: nbformat.NotebookNode, source: str) -> nbformat.Notebook
     return next(cell for cell in notebook.cells if cell.cell_type == "code" and source in cell.source)
 
 
-def test_notebook_walks_from_runs_to_figures_and_plays_a_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_walks_from_runs_to_figures_and_plays_a_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     committed = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not cell.get("outputs") for cell in committed.cells), "commit the notebook with cleared outputs"
 
@@ -86,7 +104,9 @@ def test_notebook_walks_from_runs_to_figures_and_plays_a_sample(tmp_path: Path, 
         # The kernel inherits this process's environment.
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-        NotebookClient(committed, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(REPO_ROOT)}}).execute()
+        NotebookClient(
+            committed, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(REPO_ROOT)}}
+        ).execute()
 
     outputs = [output for cell in committed.cells for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output.output_type == "error"]
@@ -102,7 +122,11 @@ def test_notebook_walks_from_runs_to_figures_and_plays_a_sample(tmp_path: Path, 
     assert "10.0x" in budget  # K=1 with pretraining (92.5) beats K=10 without (92.0)
 
     fig4b = cell_text(cell_with(committed, '"fig4b"'))
-    assert fig4b.index("3.0") < fig4b.index("12.0") and "62.00 ± 1.41" in fig4b and "1 run excluded: failed/unfinished (1 FAILED)" in fig4b
+    assert (
+        fig4b.index("3.0") < fig4b.index("12.0")
+        and "62.00 ± 1.41" in fig4b
+        and "1 run excluded: failed/unfinished (1 FAILED)" in fig4b
+    )
 
     video = cell_text(cell_with(committed, "list_artifacts"))
     assert f"run {sample_run}: clip_0003.mp4: video (h264), audio (aac)" in video

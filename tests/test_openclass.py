@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import TINY_OVERRIDES, path_overrides
 
 from asva.config.schema import DataConfig, ExperimentConfig, SyntheticConfig
 from asva.config.validate import validate
@@ -14,13 +15,13 @@ from asva.data.openclass import load_openclass
 from asva.data.synthetic import generate
 from asva.errors import ConfigError
 
-from conftest import TINY_OVERRIDES, path_overrides
-
 SMALL = dict(train_per_class=2, test_per_class=1, pool_per_class=3)
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != "done"}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != "done"
+    }
 
 
 def test_openclass_clips_leave_the_benchmark_and_pool_byte_identical(tmp_path):
@@ -91,4 +92,6 @@ def test_openclass_switch_logs_nothing_and_a_real_dataset_says_why(tmp_path):
     cfg.eval.openclass = True
     cfg.data.name, cfg.data.root = "avsync15", str(tmp_path)
     clips, skipped = openclass_to_score(cfg)
-    assert clips is None and skipped == {"*_openclass": "avsync15 has no open-class split, only the synthetic benchmark has one"}
+    assert clips is None and skipped == {
+        "*_openclass": "avsync15 has no open-class split, only the synthetic benchmark has one"
+    }

@@ -13,11 +13,11 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
+from conftest import REPO, TINY_OVERRIDES
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from conftest import REPO, TINY_OVERRIDES
 from hydra_plugins.asva_optuna_sweeper import _space as space
 
 # These end-to-end searches leave the audio-layer dimension out: its second encoder would cost one
@@ -33,14 +33,25 @@ def shared_cache(tmp_path_factory) -> Path:
 
 def search_command(workdir: Path, cache: Path, sweep_name: str, *extra: str) -> list[str]:
     return [
-        sys.executable, str(REPO / "sweeps" / "search.py"), "-m", *SEARCH, *TINY_OVERRIDES, *extra,
-        f"paths.cache_dir={cache}", f"paths.runs_dir={workdir / 'runs'}",
-        f"hydra.sweep.dir={workdir / 'multirun' / sweep_name}", f"hydra.run.dir={workdir / 'outputs'}",
+        sys.executable,
+        str(REPO / "sweeps" / "search.py"),
+        "-m",
+        *SEARCH,
+        *TINY_OVERRIDES,
+        *extra,
+        f"paths.cache_dir={cache}",
+        f"paths.runs_dir={workdir / 'runs'}",
+        f"hydra.sweep.dir={workdir / 'multirun' / sweep_name}",
+        f"hydra.run.dir={workdir / 'outputs'}",
     ]
 
 
 def search_env(workdir: Path) -> dict[str, str]:
-    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}", "ASVA_ARTIFACT_ROOT": str(workdir / "mlartifacts")}
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
+        "ASVA_ARTIFACT_ROOT": str(workdir / "mlartifacts"),
+    }
 
 
 def only_study(workdir: Path) -> optuna.Study:
@@ -53,7 +64,9 @@ def job_runs(workdir: Path):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("search")
     runs = client.search_runs([experiment.experiment_id]) if experiment else []
-    return [r for r in runs if r.data.tags.get("asva.role") == "job"], [r for r in runs if r.data.tags.get("asva.role") == "sweep"]
+    return [r for r in runs if r.data.tags.get("asva.role") == "job"], [
+        r for r in runs if r.data.tags.get("asva.role") == "sweep"
+    ]
 
 
 def test_search_space_from_config_and_command_line():
@@ -71,21 +84,33 @@ def test_search_space_from_config_and_command_line():
         "seed": IntDistribution(0, 2),
     }
     assert space.grid({k: d for k, d in distributions.items() if k != "train.finetune.lr"}) == {
-        "audio_layers": ["a:11", "a:3-7-11+b:3-7-11"], "seed": [0, 1, 2],
+        "audio_layers": ["a:11", "a:3-7-11+b:3-7-11"],
+        "seed": [0, 1, 2],
     }
     with pytest.raises(space.SearchSpaceError, match="train.finetune.lr: the grid sampler needs choice"):
         space.grid(distributions)
     # Every sampled value survives Hydra's override grammar on its way to the job.
     parser = OverridesParser.create()
-    for key, value in [("audio_layers", "a:3-7-11+b:3-7-11"), ("window_radius", 1.25), ("train.finetune.lr", 3e-4), ("seed", 2)]:
+    for key, value in [
+        ("audio_layers", "a:3-7-11+b:3-7-11"),
+        ("window_radius", 1.25),
+        ("train.finetune.lr", 3e-4),
+        ("seed", 2),
+    ]:
         (override,) = parser.parse_overrides([space.as_override(key, value)])
         assert override.value() == value
 
 
 def test_three_trial_search_records_each_trial_and_a_rerun_adds_none(shared_cache, tmp_path):
     started = time.perf_counter()
-    result = subprocess.run(search_command(tmp_path, shared_cache, "first", "hydra.sweeper.n_trials=3"),
-                            cwd=tmp_path, env=search_env(tmp_path), capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        search_command(tmp_path, shared_cache, "first", "hydra.sweeper.n_trials=3"),
+        cwd=tmp_path,
+        env=search_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     print(f"3-trial tiny search: {time.perf_counter() - started:.1f} s")
 
@@ -93,7 +118,9 @@ def test_three_trial_search_records_each_trial_and_a_rerun_adds_none(shared_cach
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
-    assert all(0.5 <= t.params["window_radius"] <= 3.0 and 1e-4 <= t.params["train.finetune.lr"] <= 1e-2 for t in trials)
+    assert all(
+        0.5 <= t.params["window_radius"] <= 3.0 and 1e-4 <= t.params["train.finetune.lr"] <= 1e-2 for t in trials
+    )
 
     jobs, parents = job_runs(tmp_path)
     assert len(parents) == 1 and len(jobs) == 3
@@ -110,8 +137,14 @@ def test_three_trial_search_records_each_trial_and_a_rerun_adds_none(shared_cach
     assert f"best_value: {study.best_value}" in best
 
     # The same search again (another SLURM job, say) finds the study complete: no trial, no run.
-    again = subprocess.run(search_command(tmp_path, shared_cache, "again", "hydra.sweeper.n_trials=3"),
-                           cwd=tmp_path, env=search_env(tmp_path), capture_output=True, text=True, timeout=900)
+    again = subprocess.run(
+        search_command(tmp_path, shared_cache, "again", "hydra.sweeper.n_trials=3"),
+        cwd=tmp_path,
+        env=search_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(only_study(tmp_path).get_trials()) == 3
     assert len(job_runs(tmp_path)[0]) == 3
@@ -119,8 +152,14 @@ def test_three_trial_search_records_each_trial_and_a_rerun_adds_none(shared_cach
 
 def test_killed_trial_is_failed_by_its_heartbeat_and_retried(shared_cache, tmp_path):
     beat = ["hydra.sweeper.n_trials=2", "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3"]
-    victim = subprocess.Popen(search_command(tmp_path, shared_cache, "killed", *beat), cwd=tmp_path, env=search_env(tmp_path),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    victim = subprocess.Popen(
+        search_command(tmp_path, shared_cache, "killed", *beat),
+        cwd=tmp_path,
+        env=search_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 600
     # Kill once trial 0's job has opened its MLflow run and logged its params (it has then recorded
     # the run id where a rerun of the same configuration finds it): mid-job.
@@ -134,8 +173,14 @@ def test_killed_trial_is_failed_by_its_heartbeat_and_retried(shared_cache, tmp_p
     assert [t.state for t in killed] == [TrialState.RUNNING]  # nobody told the study
     time.sleep(4)  # past the grace period
 
-    result = subprocess.run(search_command(tmp_path, shared_cache, "resumed", *beat), cwd=tmp_path, env=search_env(tmp_path),
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        search_command(tmp_path, shared_cache, "resumed", *beat),
+        cwd=tmp_path,
+        env=search_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     trials = only_study(tmp_path).get_trials()
     assert trials[0].state == TrialState.FAIL
@@ -150,13 +195,19 @@ def test_killed_trial_is_failed_by_its_heartbeat_and_retried(shared_cache, tmp_p
     jobs, parents = job_runs(tmp_path)
     assert len(parents) == 1 and len(jobs) == 2
     assert all(j.info.status == "FINISHED" for j in jobs)
-    assert sorted(int(j.data.tags["asva.optuna_trial"]) for j in jobs) == sorted(t.number for t in trials if t.state == TrialState.COMPLETE)
+    assert sorted(int(j.data.tags["asva.optuna_trial"]) for j in jobs) == sorted(
+        t.number for t in trials if t.state == TrialState.COMPLETE
+    )
 
 
 def test_trial_whose_job_fails_is_marked_failed_and_stops_the_search(tmp_path):
     # Every window radius of this space is impossible: the job stops before any compute.
-    command = search_command(tmp_path, tmp_path / "cache", "bad", "window_radius=interval(-2.0, -1.0)", "hydra.sweeper.n_trials=2")
-    result = subprocess.run(command, cwd=tmp_path, env=search_env(tmp_path), capture_output=True, text=True, timeout=300)
+    command = search_command(
+        tmp_path, tmp_path / "cache", "bad", "window_radius=interval(-2.0, -1.0)", "hydra.sweeper.n_trials=2"
+    )
+    result = subprocess.run(
+        command, cwd=tmp_path, env=search_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2
     assert "error: window_radius: must be > 0" in result.stderr
     assert [t.state for t in only_study(tmp_path).get_trials()] == [TrialState.FAIL]

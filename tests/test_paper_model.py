@@ -35,13 +35,23 @@ import encoder_listings  # noqa: E402
 
 TINY_UNET = dict(
     dynamicrafter_listing.UNET_256,
-    model_channels=32, channel_mult=[1, 2], attention_resolutions=[2, 1], num_head_channels=16, context_dim=32,
+    model_channels=32,
+    channel_mult=[1, 2],
+    attention_resolutions=[2, 1],
+    num_head_channels=16,
+    context_dim=32,
 )
 TINY_UNET_SPEC = UNetSpec(
-    model_channels=32, channel_mult=(1, 2), attention_resolutions=(2, 1), num_head_channels=16, context_dim=32,
+    model_channels=32,
+    channel_mult=(1, 2),
+    attention_resolutions=(2, 1),
+    num_head_channels=16,
+    context_dim=32,
     image_tokens_per_frame=2,
 )
-TINY_RESAMPLER = dict(dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=48, output_dim=32, ff_mult=2, video_length=4)
+TINY_RESAMPLER = dict(
+    dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=48, output_dim=32, ff_mult=2, video_length=4
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -112,7 +122,10 @@ def test_tiny_unet_loads_the_official_layout_and_runs():
     resampler = Resampler(ResamplerSpec(**TINY_RESAMPLER)).eval()
     load_parts(state, {"unet": unet, "image_proj_model": resampler})
     assert torch.equal(unet.fps_embedding[0].weight, state["model.diffusion_model.framestride_embed.0.weight"])
-    assert torch.equal(unet.input_blocks[1][0].temporal_conv.conv4[3].weight, state["model.diffusion_model.input_blocks.1.0.temopral_conv.conv4.3.weight"])
+    assert torch.equal(
+        unet.input_blocks[1][0].temporal_conv.conv4[3].weight,
+        state["model.diffusion_model.input_blocks.1.0.temopral_conv.conv4.3.weight"],
+    )
     frames = 4
     image_tokens = resampler(torch.randn(2, 5, 48))
     assert image_tokens.shape == (2, frames * 2, 32)
@@ -129,7 +142,9 @@ def test_tiny_unet_loads_the_official_layout_and_runs():
 def _audio_context(tokens: int = 10, frames: int = 4, dim: int = 24) -> AudioContext:
     times = torch.linspace(0, 0.6, tokens)
     frame_t = frame_times(frames, 6)
-    return AudioContext(tokens=torch.randn(2, tokens, dim), frame_mask=window_mask(frame_t, times, 1.5, 6), frame_times=frame_t)
+    return AudioContext(
+        tokens=torch.randn(2, tokens, dim), frame_mask=window_mask(frame_t, times, 1.5, 6), frame_times=frame_t
+    )
 
 
 def _tiny_inputs(frames: int = 4):
@@ -209,7 +224,9 @@ def test_imagebind_audio_tokens_times_and_strict_official_layout():
     assert torch.allclose(vision.eval().embed_vision(images).norm(dim=-1), torch.ones(2))
 
     broken = dict(official)
-    broken["modality_trunks.audio.blocks.0.attn.in_proj_w"] = broken.pop("modality_trunks.audio.blocks.0.attn.in_proj_weight")
+    broken["modality_trunks.audio.blocks.0.attn.in_proj_w"] = broken.pop(
+        "modality_trunks.audio.blocks.0.attn.in_proj_weight"
+    )
     with pytest.raises(RuntimeError, match="in_proj"):
         audio.load_state_dict(imagebind_audio_state(broken), strict=True)
 
@@ -226,8 +243,15 @@ def test_imagebind_full_size_layout_on_meta_and_missing_file_message(tmp_path):
 
 
 TINY_BEATS = dict(
-    encoder_listings.BEATS_ITER3_CFG, embed_dim=24, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
-    encoder_attention_heads=4, conv_pos=16, conv_pos_groups=4, num_buckets=32, max_distance=64,
+    encoder_listings.BEATS_ITER3_CFG,
+    embed_dim=24,
+    encoder_embed_dim=32,
+    encoder_ffn_embed_dim=64,
+    encoder_attention_heads=4,
+    conv_pos=16,
+    conv_pos_groups=4,
+    num_buckets=32,
+    max_distance=64,
 )
 
 
@@ -258,7 +282,9 @@ def test_beats_full_size_layout_on_meta():
     cfg = beats_module.BEATsConfig.from_official(encoder_listings.BEATS_ITER3_CFG)
     with torch.device("meta"):
         model = beats_module.BEATs(cfg)
-    model.load_state_dict(random_state(encoder_listings.beats_keys(encoder_listings.BEATS_ITER3_CFG), "meta"), strict=True, assign=True)
+    model.load_state_dict(
+        random_state(encoder_listings.beats_keys(encoder_listings.BEATS_ITER3_CFG), "meta"), strict=True, assign=True
+    )
 
 
 # --- window masks on the encoders' real token times ---------------------------------------------------
@@ -270,9 +296,17 @@ def _visible(fps: int, radius: float, times: torch.Tensor) -> list[int]:
 
 def test_window_masks_on_real_token_times():
     ib = ImageBindAudio(TrunkSpec(dim=8, blocks=1, heads=2, out_dim=8)).token_times()
-    beats_times = beats_module.BEATs(beats_module.BEATsConfig(embed_dim=8, encoder_layers=1, encoder_embed_dim=8,
-                                                             encoder_ffn_embed_dim=8, encoder_attention_heads=2,
-                                                             conv_pos=4, conv_pos_groups=2)).token_times(198)
+    beats_times = beats_module.BEATs(
+        beats_module.BEATsConfig(
+            embed_dim=8,
+            encoder_layers=1,
+            encoder_embed_dim=8,
+            encoder_ffn_embed_dim=8,
+            encoder_attention_heads=2,
+            conv_pos=4,
+            conv_pos_groups=2,
+        )
+    ).token_times(198)
     # 6 FPS, r = 0.5: frame i's 167-ms chunk. ImageBind time columns are 100 ms apart (12 tokens each),
     # BEATs 160 ms (8). The CLS token, timed at the clip centre (1.03 s), falls in frame 6's chunk.
     assert _visible(6, 0.5, ib)[:7] == [12, 24, 24, 12, 24, 24, 12 + 1]
@@ -295,11 +329,18 @@ def test_dynamicrafter_schedules_and_nested_guidance():
     from asva.config.schema import DiffusionConfig
     from asva.models.diffusion import guided_prediction, sampling_scheduler, training_scheduler
 
-    eps_256 = DiffusionConfig(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon")
+    eps_256 = DiffusionConfig(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon"
+    )
     scheduler = training_scheduler(eps_256)
     assert scheduler.betas[0].item() == pytest.approx(0.00085) and scheduler.betas[-1].item() == pytest.approx(0.012)
-    v_512 = DiffusionConfig(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                            prediction_type="v_prediction", rescale_betas_zero_snr=True)
+    v_512 = DiffusionConfig(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+    )
     assert training_scheduler(v_512).alphas_cumprod[-1].item() < 1e-6  # zero terminal SNR
     ddim = sampling_scheduler(v_512)
     assert len(ddim.timesteps) == 20 and ddim.timesteps[0].item() == 999  # trailing spacing starts at T
@@ -334,18 +375,27 @@ def _tiny_base():
     del text_clip.visual
     del image_clip.transformer
     vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(32, 32), layers_per_block=1, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(32, 32),
+        layers_per_block=1,
+        latent_channels=4,
     )
     # The text and image encoders load the official open-clip-torch layout (cond_stage_model / embedder).
-    official = {f"cond_stage_model.model.{k}": v for k, v in _tiny_clip().state_dict().items() if not k.startswith("visual.")}
-    official.update({f"embedder.model.{k}": v for k, v in _tiny_clip().state_dict().items() if not k.startswith("transformer.")})
+    official = {
+        f"cond_stage_model.model.{k}": v for k, v in _tiny_clip().state_dict().items() if not k.startswith("visual.")
+    }
+    official.update(
+        {f"embedder.model.{k}": v for k, v in _tiny_clip().state_dict().items() if not k.startswith("transformer.")}
+    )
     load_parts(official, {"cond_stage_model": text_clip, "embedder": image_clip})
 
     unet = DynamiCrafterUNet(TINY_UNET_SPEC).eval()
     load_parts(random_state(dynamicrafter_listing.checkpoint_listing(TINY_UNET, TINY_RESAMPLER)), {"unet": unet})
     resampler = Resampler(ResamplerSpec(**{**TINY_RESAMPLER, "embedding_dim": 32})).eval()
-    return DynamiCrafterBase(unet, LatentCodec(vae, 0.18215), OpenCLIPText(text_clip), OpenCLIPImage(image_clip), resampler, 3).eval()
+    return DynamiCrafterBase(
+        unet, LatentCodec(vae, 0.18215), OpenCLIPText(text_clip), OpenCLIPImage(image_clip), resampler, 3
+    ).eval()
 
 
 def test_dynamicrafter_base_conditions_and_denoises_at_tiny_width():
@@ -353,7 +403,9 @@ def test_dynamicrafter_base_conditions_and_denoises_at_tiny_width():
     frames = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8)
     keep = torch.zeros(2, dtype=torch.bool)
     with torch.no_grad():
-        cond = base.conditions(frames, ["a dog barks", "a hammer"], drop_image=keep, drop_text=torch.tensor([False, True]))
+        cond = base.conditions(
+            frames, ["a dog barks", "a hammer"], drop_image=keep, drop_text=torch.tensor([False, True])
+        )
         assert cond.first_latent.shape == (2, 4, 1, 8, 8)
         assert cond.context.shape == (2, 77 + 4 * 2, 32)  # text tokens, then 2 image tokens per frame
         empty = base.text_encoder([""])
@@ -392,7 +444,9 @@ def test_the_whole_official_model_ckpt_loads_strictly_on_meta():
         if not key.startswith("transformer."):
             listing[f"embedder.model.{key}"] = list(value.shape)
     state = random_state(listing, "meta")
-    state.update({name: torch.empty(1000, device="meta") for name in ("betas", "alphas_cumprod", "posterior_mean_coef1")})
+    state.update(
+        {name: torch.empty(1000, device="meta") for name in ("betas", "alphas_cumprod", "posterior_mean_coef1")}
+    )
     with torch.device("meta"):
         text = open_clip.create_model("ViT-H-14", pretrained=None, device="meta")
         image = open_clip.create_model("ViT-H-14", pretrained=None, device="meta")
@@ -411,7 +465,9 @@ def test_the_whole_official_model_ckpt_loads_strictly_on_meta():
     vae_state = {k: v for k, v in state.items() if k.startswith("first_stage_model.")}
     missing = dict(vae_state)
     del missing["first_stage_model.decoder.mid.attn_1.q.weight"]
-    renamed = {k.replace("encoder.down.1.block.0.nin_shortcut", "encoder.down.1.block.0.skip"): v for k, v in vae_state.items()}
+    renamed = {
+        k.replace("encoder.down.1.block.0.nin_shortcut", "encoder.down.1.block.0.skip"): v for k, v in vae_state.items()
+    }
     for broken in (missing, renamed):
         with pytest.raises(DataError, match="first_stage_model"):
             load_parts(broken, {"first_stage_model": parts["first_stage_model"]})
@@ -437,7 +493,9 @@ def test_asva_model_on_the_dynamicrafter_base_samples_at_tiny_width():
 
     base = _tiny_base()
     encoder = ImageBindAudio(TrunkSpec(dim=32, blocks=12, heads=4, out_dim=16)).eval()
-    model = ASVAModel(base, {"a": encoder}, [("a", 3), ("a", 11)], 1.5, 6, ModelConfig(context_dim=32, heads=4), fbank_frames=198)
+    model = ASVAModel(
+        base, {"a": encoder}, [("a", 3), ("a", 11)], 1.5, 6, ModelConfig(context_dim=32, heads=4), fbank_frames=198
+    )
     assert len(model.audio_cross_attn) == 11
     assert sorted(p.requires_grad for p in model.parameters()) == [False] * (
         sum(1 for _ in model.parameters()) - len(model.adapter_parameters())
@@ -445,7 +503,9 @@ def test_asva_model_on_the_dynamicrafter_base_samples_at_tiny_width():
     frames = torch.randint(0, 256, (1, 4, 16, 16, 3), dtype=torch.uint8)
     features = model.encode_audio(fbank(torch.randn(1, 32000) * 0.1))
     assert features.states[("a", 3)].shape == (1, 229, 32) and features.token_times.shape == (2 * 229,)
-    cfg = DiffusionConfig(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon", sampling_steps=2)
+    cfg = DiffusionConfig(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon", sampling_steps=2
+    )
     video = sample(model, frames, features, ["a drum"], cfg, torch.Generator().manual_seed(0))
     assert video.shape == (1, 4, 16, 16, 3) and video.dtype == torch.uint8
 
@@ -539,13 +599,16 @@ def test_the_time_encodings_are_settings_off_in_the_paper_architecture():
         assert moved == encoded  # only an encoded query knows its frame's time
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("diffusion.ddim_eta", 1.5, r"diffusion.ddim_eta: must be within \[0, 1\]"),
-    ("model.frame_stride", 0, "model.frame_stride: must be > 0"),
-    ("data.source_fps", 0.0, "data.source_fps: must be > 0"),
-    ("curation_filters.max_frame_interval_spread", 0.0, "curation_filters.max_frame_interval_spread: must be > 0"),
-    ("curation_filters.min_audio_rms", -1.0, "curation_filters.min_audio_rms: must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("diffusion.ddim_eta", 1.5, r"diffusion.ddim_eta: must be within \[0, 1\]"),
+        ("model.frame_stride", 0, "model.frame_stride: must be > 0"),
+        ("data.source_fps", 0.0, "data.source_fps: must be > 0"),
+        ("curation_filters.max_frame_interval_spread", 0.0, "curation_filters.max_frame_interval_spread: must be > 0"),
+        ("curation_filters.min_audio_rms", -1.0, "curation_filters.min_audio_rms: must be >= 0"),
+    ],
+)
 def test_impossible_paper_settings_are_named(key, value, message):
     from asva.config.schema import ExperimentConfig
     from asva.config.validate import validate

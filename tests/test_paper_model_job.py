@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY_OVERRIDES, path_overrides
 
 LAYOUTS = Path(__file__).parent / "checkpoint_layouts"
@@ -23,13 +22,26 @@ import encoder_listings  # noqa: E402
 # The test width of asva.models.paper_model.PAPER_WIDTHS["tiny"], in the official configs' terms.
 TINY_UNET = dict(
     dynamicrafter_listing.UNET_256,
-    model_channels=32, channel_mult=[1, 2], attention_resolutions=[2, 1], num_head_channels=16, context_dim=32,
+    model_channels=32,
+    channel_mult=[1, 2],
+    attention_resolutions=[2, 1],
+    num_head_channels=16,
+    context_dim=32,
 )
-TINY_RESAMPLER = dict(dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=32, output_dim=32, ff_mult=2, video_length=4)
+TINY_RESAMPLER = dict(
+    dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=32, output_dim=32, ff_mult=2, video_length=4
+)
 TINY_VAE = dict(dynamicrafter_listing.VAE, ch=32, ch_mult=[1, 1], num_res_blocks=1)
 TINY_BEATS = dict(
-    encoder_listings.BEATS_ITER3_CFG, embed_dim=24, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
-    encoder_attention_heads=4, conv_pos=16, conv_pos_groups=4, num_buckets=32, max_distance=64,
+    encoder_listings.BEATS_ITER3_CFG,
+    embed_dim=24,
+    encoder_embed_dim=32,
+    encoder_ffn_embed_dim=64,
+    encoder_attention_heads=4,
+    conv_pos=16,
+    conv_pos_groups=4,
+    num_buckets=32,
+    max_distance=64,
 )
 IMAGEBIND_DIM = 64
 
@@ -57,12 +69,33 @@ def write_checkpoints(folder: Path) -> dict[str, Path]:
     """model.ckpt, imagebind_huge.pth and BEATs_iter3.pt at tiny width, in the official layouts."""
     torch.manual_seed(0)
     state = random_state(dynamicrafter_listing.checkpoint_listing(TINY_UNET, TINY_RESAMPLER), seed=1)
-    state.update({f"first_stage_model.{k}": v for k, v in random_state(dynamicrafter_listing.first_stage_keys(TINY_VAE), 2).items()})
+    state.update(
+        {
+            f"first_stage_model.{k}": v
+            for k, v in random_state(dynamicrafter_listing.first_stage_keys(TINY_VAE), 2).items()
+        }
+    )
     # lvdm keeps open-clip-torch's own module layout: the text CLIP without `visual`, the image one without `transformer`.
-    state.update({f"cond_stage_model.model.{k}": v for k, v in _tiny_open_clip().state_dict().items() if not k.startswith("visual.")})
-    state.update({f"embedder.model.{k}": v for k, v in _tiny_open_clip().state_dict().items() if not k.startswith("transformer.")})
+    state.update(
+        {
+            f"cond_stage_model.model.{k}": v
+            for k, v in _tiny_open_clip().state_dict().items()
+            if not k.startswith("visual.")
+        }
+    )
+    state.update(
+        {
+            f"embedder.model.{k}": v
+            for k, v in _tiny_open_clip().state_dict().items()
+            if not k.startswith("transformer.")
+        }
+    )
     state["alphas_cumprod"] = torch.linspace(0.999, 0.01, 1000)  # schedule buffers, as in the real file
-    paths = {"base": folder / "model.ckpt", "imagebind": folder / "imagebind_huge.pth", "beats": folder / "BEATs_iter3.pt"}
+    paths = {
+        "base": folder / "model.ckpt",
+        "imagebind": folder / "imagebind_huge.pth",
+        "beats": folder / "BEATs_iter3.pt",
+    }
     torch.save({"state_dict": state, "epoch": 0}, paths["base"])
     imagebind = {
         **encoder_listings.imagebind_audio_keys(dim=IMAGEBIND_DIM, blocks=12, out_dim=16),
@@ -97,12 +130,12 @@ def test_a_training_job_runs_on_the_paper_model(tmp_path, session_store, monkeyp
 
     from asva import experiment
     from asva.models.asva_model import ASVAModel
-    from asva.training import components
     from asva.models.beats import BEATs
     from asva.models.dynamicrafter import DynamiCrafterUNet
     from asva.models.imagebind import ImageBindAudio
     from asva.models.paper_model import DynamiCrafterBase, load_dynamicrafter_base
     from asva.params import load_config
+    from asva.training import components
 
     paths = write_checkpoints(tmp_path)
     built: list[ASVAModel] = []
@@ -140,8 +173,15 @@ def test_a_training_job_runs_on_the_paper_model(tmp_path, session_store, monkeyp
 
     for key, value in load_beats(paths["beats"]).state_dict().items():
         assert torch.equal(model.encoders["b"].state_dict()[key], value), key
-    start = Recording(fresh_base, {"a": model.encoders["a"], "b": model.encoders["b"]}, model.taps, cfg.window_radius,
-                      cfg.data.fps, cfg.model, 198)
+    start = Recording(
+        fresh_base,
+        {"a": model.encoders["a"], "b": model.encoders["b"]},
+        model.taps,
+        cfg.window_radius,
+        cfg.data.fps,
+        cfg.model,
+        198,
+    )
     start.reset_adapters(cfg.seed)
     trained, initial = model.adapter_state_dict(), start.adapter_state_dict()
     assert set(trained) == set(initial)
@@ -157,8 +197,12 @@ def test_missing_paper_checkpoints_are_named_before_training(tmp_path, session_s
     cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), "model.base_checkpoint=null"])
     with pytest.raises(DataError, match="model.base_checkpoint"):
         base_model(cfg, None, tmp_path)
-    cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), f"audio.encoder_b.checkpoint={tmp_path / 'gone.pt'}"])
-    with pytest.raises(DataError, match=r"audio.encoder_b.checkpoint: .*gone\.pt does not exist \(expected an official BEATs"):
+    cfg = load_config(
+        [*path_overrides(tmp_path), *paper_overrides(paths), f"audio.encoder_b.checkpoint={tmp_path / 'gone.pt'}"]
+    )
+    with pytest.raises(
+        DataError, match=r"audio.encoder_b.checkpoint: .*gone\.pt does not exist \(expected an official BEATs"
+    ):
         audio_encoder("b", cfg.audio.encoder_b, None, tmp_path)
     cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), "audio.encoder_a.checkpoint=null"])
     with pytest.raises(DataError, match=r"imagebind_huge\.pth"):
@@ -202,7 +246,9 @@ def test_beats_reads_its_own_front_end_from_the_waveform():
 
             self.unet = TinyVideoUNet(4, 16, [1], 2, 32)
 
-    model = ASVAModel(NoBase(), {"a": imagebind, "b": beats}, [("a", 1), ("b", 5)], 1.5, 6, ModelConfig(context_dim=32, heads=2), 198)
+    model = ASVAModel(
+        NoBase(), {"a": imagebind, "b": beats}, [("a", 1), ("b", 5)], 1.5, 6, ModelConfig(context_dim=32, heads=2), 198
+    )
     waveform = torch.randn(2, 32000) * 0.1
     features = model.encode_audio(fbank(waveform), waveform)
     with torch.no_grad():

@@ -25,7 +25,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_off_a_terminal_every_update_past_the_interval_is_a_log_line(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_off_a_terminal_every_update_past_the_interval_is_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(progress_module, "attached_to_terminal", lambda: False)
     caplog.set_level(logging.INFO, logger="asva.progress")
     counter = progress(range(3), desc="sampling", unit="batch", log_every_seconds=0)
@@ -38,7 +40,9 @@ def test_off_a_terminal_every_update_past_the_interval_is_a_log_line(monkeypatch
     assert "3/3" in lines[-1]
 
 
-def test_off_a_terminal_lines_are_rate_limited_and_carry_the_postfix(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_off_a_terminal_lines_are_rate_limited_and_carry_the_postfix(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(progress_module, "attached_to_terminal", lambda: False)
     caplog.set_level(logging.INFO, logger="asva.progress")
     with progress(desc="training", total=1000, unit="step", initial=10, log_every_seconds=3600) as counter:
@@ -49,7 +53,9 @@ def test_off_a_terminal_lines_are_rate_limited_and_carry_the_postfix(monkeypatch
     assert len(lines) == 1  # the interval never passed: only the closing line
     assert lines[0].startswith("training: 100%") and "1000/1000" in lines[0] and lines[0].endswith("loss=0.1234")
     counter.close()
-    assert len([record for record in caplog.records if record.name == "asva.progress"]) == 1  # closing twice adds nothing
+    assert (
+        len([record for record in caplog.records if record.name == "asva.progress"]) == 1
+    )  # closing twice adds nothing
     with pytest.raises(TypeError, match="wraps no iterable"):
         iter(progress(desc="x", total=1)).__next__()
 

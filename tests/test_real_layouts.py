@@ -20,10 +20,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-
-from asva.data.media import write_video
-from asva.data.curated_manifest import ManifestRow, write_curated_manifest
 from conftest import REPO, TINY_OVERRIDES, job_env, path_overrides
+
+from asva.data.curated_manifest import ManifestRow, write_curated_manifest
+from asva.data.media import write_video
 
 CLASSES = ("dog_barking", "hammer")
 SECONDS = 4.0  # three distinct protocol clips of 2 s per test video
@@ -89,7 +89,11 @@ def write_vggsound_pool(root: Path, sample_rate: int, fps: int, seed: int) -> No
         write_clip(root / "video" / f"{youtube_id}_{start:06d}.mp4", seed + index, sample_rate, fps)
         rows.append([youtube_id, start, label, "train"])
     write_clip(root / "video" / "wholevideo0.mp4", seed + 10, sample_rate, fps, seconds=5.0)
-    rows += [["wholevideo0", 1, "hammering", "train"], ["notfetched0", 20, "dog barking", "train"], ["testsplit00", 0, "hammering", "test"]]
+    rows += [
+        ["wholevideo0", 1, "hammering", "train"],
+        ["notfetched0", 20, "dog barking", "train"],
+        ["testsplit00", 0, "hammering", "test"],
+    ]
     with open(root / "vggsound.csv", "w", newline="") as handle:
         csv.writer(handle).writerows(rows)
 
@@ -123,23 +127,38 @@ class Layout:
 LAYOUTS = {
     "avsync15-release-pool": Layout("avsync15", 44100, 25, "avsync", (), skipped_files=0),
     # Stage 1 on the VGGSound pool too (uncurated: the curation filters are calibrated on the embedded pool).
-    "avsync48-vggsound-pool": Layout("avsync48", 48000, 30, "vggsound", ("pretrain=true", "curation=none"), skipped_files=1),
+    "avsync48-vggsound-pool": Layout(
+        "avsync48", 48000, 30, "vggsound", ("pretrain=true", "curation=none"), skipped_files=1
+    ),
     # Stage 1 on a curated manifest: trained on its segments, never curated again.
-    "avsync15-curated-manifest": Layout("avsync15", 44100, 25, "manifest", ("pretrain=true", "curation=auto"), skipped_files=0),
+    "avsync15-curated-manifest": Layout(
+        "avsync15", 44100, 25, "manifest", ("pretrain=true", "curation=auto"), skipped_files=0
+    ),
 }
 
 SKIP_LINE = re.compile(r"evaluation of (\w+): not computed: (.*)")
 EXPECTED = {
-    "fd_pixel_synth", "fd_pixel_synth_null_audio", "fd_pixel_synth_ref_static",
-    "fvd_embedded", "fvd_embedded_ref_static",
-    *(f"{name}_embedded{row}" for name in ("ia", "it", "relsync", "alignsync") for row in ("", "_ref_groundtruth", "_ref_static")),
+    "fd_pixel_synth",
+    "fd_pixel_synth_null_audio",
+    "fd_pixel_synth_ref_static",
+    "fvd_embedded",
+    "fvd_embedded_ref_static",
+    *(
+        f"{name}_embedded{row}"
+        for name in ("ia", "it", "relsync", "alignsync")
+        for row in ("", "_ref_groundtruth", "_ref_static")
+    ),
 }
 
 
 def run_script(script: str, args: list[str], workdir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / script), *args, f"hydra.run.dir={workdir / 'outputs' / Path(script).stem}"],
-        cwd=workdir, env=job_env(workdir), capture_output=True, text=True, timeout=600,
+        cwd=workdir,
+        env=job_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -152,7 +171,11 @@ def skip_lines(output: str) -> dict[str, str]:
 def test_a_job_on_a_real_layout_finishes_and_is_tabulated(tmp_path, name):
     layout = LAYOUTS[name]
     data = layout.build(tmp_path / "data")
-    result = run_script("sweeps/window_radius.py", ["window_radius=0.5", *data, *layout.overrides, *TINY_OVERRIDES, *path_overrides(tmp_path)], tmp_path)
+    result = run_script(
+        "sweeps/window_radius.py",
+        ["window_radius=0.5", *data, *layout.overrides, *TINY_OVERRIDES, *path_overrides(tmp_path)],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     client = mlflow.MlflowClient(tracking_uri=job_env(tmp_path)["MLFLOW_TRACKING_URI"])
@@ -160,10 +183,19 @@ def test_a_job_on_a_real_layout_finishes_and_is_tabulated(tmp_path, name):
     [job] = [run for run in runs if run.data.tags.get("asva.role") == "job"]
     assert job.info.status == "FINISHED"
     pretrain = "pretrain=true" in layout.overrides
-    assert {key: job.data.params[key] for key in ("dataset", "fps", "window_radius", "audio_layers", "k", "pretrain", "curation", "finetune", "seed")} == {
-        "dataset": layout.dataset, "fps": "6", "window_radius": "0.5", "audio_layers": "a:11", "k": "all",
-        "pretrain": str(pretrain).lower(), "curation": "auto" if "curation=auto" in layout.overrides else "none",
-        "finetune": "true", "seed": "0",
+    assert {
+        key: job.data.params[key]
+        for key in ("dataset", "fps", "window_radius", "audio_layers", "k", "pretrain", "curation", "finetune", "seed")
+    } == {
+        "dataset": layout.dataset,
+        "fps": "6",
+        "window_radius": "0.5",
+        "audio_layers": "a:11",
+        "k": "all",
+        "pretrain": str(pretrain).lower(),
+        "curation": "auto" if "curation=auto" in layout.overrides else "none",
+        "finetune": "true",
+        "seed": "0",
     }
     metrics = job.data.metrics
     assert EXPECTED <= set(metrics), sorted(EXPECTED - set(metrics))
@@ -176,12 +208,30 @@ def test_a_job_on_a_real_layout_finishes_and_is_tabulated(tmp_path, name):
     assert len(list((artifacts / "samples").glob("*.mp4"))) == 1
 
     skipped = skip_lines(result.stdout + result.stderr)[layout.dataset]
-    assert "event_sync, event_sync_null_audio, event_sync_ref_groundtruth, event_sync_ref_static (no clip has ground-truth event times" in skipped
+    assert (
+        "event_sync, event_sync_null_audio, event_sync_ref_groundtruth, event_sync_ref_static (no clip has ground-truth event times"
+        in skipped
+    )
     assert f"*_openclass ({layout.dataset} has no open-class split" in skipped
 
     tables = subprocess.run(
-        [sys.executable, "analysis/make_tables.py", "--study", "window_radius", "--only", "fig4b", "--format", "csv", "--out", str(tmp_path / "tables")],
-        cwd=REPO, env=job_env(tmp_path), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "analysis/make_tables.py",
+            "--study",
+            "window_radius",
+            "--only",
+            "fig4b",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "tables"),
+        ],
+        cwd=REPO,
+        env=job_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert tables.returncode == 0, tables.stderr[-3000:]
     main = tables.stdout.split(f"#### {layout.dataset}; n = 1 per row\n\n", 1)[1]
@@ -193,9 +243,13 @@ def test_a_job_on_a_real_layout_finishes_and_is_tabulated(tmp_path, name):
 
     # The stand-alone evaluation of the same job (sweeps/evaluate.py) skips alike and logs to its run.
     networks = [override for override in TINY_OVERRIDES if override.startswith("eval.networks.")]
-    evaluation = run_script("sweeps/evaluate.py", [f"run_id={job.info.run_id}", *networks, *path_overrides(tmp_path)], tmp_path)
+    evaluation = run_script(
+        "sweeps/evaluate.py", [f"run_id={job.info.run_id}", *networks, *path_overrides(tmp_path)], tmp_path
+    )
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
-    assert skip_lines(evaluation.stdout + evaluation.stderr)[layout.dataset].startswith("event_sync, event_sync_ref_groundtruth (no clip has ground-truth event times")
+    assert skip_lines(evaluation.stdout + evaluation.stderr)[layout.dataset].startswith(
+        "event_sync, event_sync_ref_groundtruth (no clip has ground-truth event times"
+    )
     evaluated = client.get_run(job.info.run_id).data.metrics
     assert evaluated["num_eval_clips"] == 3 * len(CLASSES) and "relsync_embedded" in evaluated
     assert not [metric for metric in evaluated if metric.startswith("event_sync")]

@@ -14,11 +14,11 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, TINY_OVERRIDES, job_env
 
 from asva.errors import DataError
-from asva.training.checkpoint import load_checkpoint
+from asva.files import load_torch
 from asva.training.loop import LoopSpec, train_loop
-from conftest import REPO, TINY_OVERRIDES, job_env
 
 STEPS = 30
 
@@ -42,15 +42,25 @@ def tiny_training(path: Path, stop_at: int | None = None, steps: int = 8, batch_
             raise Stop
 
     spec = LoopSpec(lr=0.05, batch_size=batch_size, steps=steps, checkpoint_every=1, warmup_steps=5)
-    losses = train_loop(module, list(module.parameters()), loss, 10, spec, seed=3, desc="tiny", checkpoint_path=path,
-                        on_step=on_step, metadata={"mlflow_run_id": "abc"})
+    losses = train_loop(
+        module,
+        list(module.parameters()),
+        loss,
+        10,
+        spec,
+        seed=3,
+        desc="tiny",
+        checkpoint_path=path,
+        on_step=on_step,
+        metadata={"mlflow_run_id": "abc"},
+    )
     return module, losses
 
 
 def test_checkpoint_holds_the_whole_training_state(tmp_path):
     with pytest.raises(Stop):
         tiny_training(tmp_path / "state.pt", stop_at=4)
-    saved = load_checkpoint(tmp_path / "state.pt")
+    saved = load_torch(tmp_path / "state.pt")
     assert saved["step"] == 4 and len(saved["losses"]) == 4
     assert saved["sampler"] == {"epoch": 1, "batch": 0, "num_examples": 10, "batch_size": 3}
     assert saved["scheduler"]["last_epoch"] == 4  # the warm-up is 4 steps in
@@ -88,8 +98,17 @@ def test_checkpoints_also_come_by_wall_time(tmp_path):
     for minutes in (None, 1e-9):  # never by time; overdue at every step (a step takes longer than 60 ns)
         saved_at[minutes] = []
         spec = LoopSpec(lr=0.01, batch_size=2, steps=5, checkpoint_every=1000, checkpoint_minutes=minutes)
-        train_loop(module, list(module.parameters()), loss, 6, spec, seed=0, desc="tiny",
-                   checkpoint_path=tmp_path / f"{minutes}.pt", on_checkpoint=saved_at[minutes].append)
+        train_loop(
+            module,
+            list(module.parameters()),
+            loss,
+            6,
+            spec,
+            seed=0,
+            desc="tiny",
+            checkpoint_path=tmp_path / f"{minutes}.pt",
+            on_checkpoint=saved_at[minutes].append,
+        )
     assert saved_at == {None: [5], 1e-9: [1, 2, 3, 4, 5]}
 
 
@@ -102,9 +121,15 @@ def test_checkpoint_of_another_batch_size_is_refused(tmp_path):
 
 def job_command(workdir: Path, runs_dir: Path) -> list[str]:
     return [
-        sys.executable, str(REPO / "sweeps" / "window_radius.py"), *TINY_OVERRIDES,
-        f"train.finetune.steps={STEPS}", "train.finetune.checkpoint_every=1", "train.num_threads=1",
-        f"paths.cache_dir={workdir / 'cache'}", f"paths.runs_dir={runs_dir}", f"hydra.run.dir={workdir / 'outputs'}",
+        sys.executable,
+        str(REPO / "sweeps" / "window_radius.py"),
+        *TINY_OVERRIDES,
+        f"train.finetune.steps={STEPS}",
+        "train.finetune.checkpoint_every=1",
+        "train.num_threads=1",
+        f"paths.cache_dir={workdir / 'cache'}",
+        f"paths.runs_dir={runs_dir}",
+        f"hydra.run.dir={workdir / 'outputs'}",
     ]
 
 
@@ -113,7 +138,7 @@ def checkpoint_step(run_root: Path) -> int:
     checkpoints = list(run_root.glob("*/*/finetune.pt"))
     if checkpoints:
         try:
-            return load_checkpoint(checkpoints[0])["step"]
+            return load_torch(checkpoints[0])["step"]
         except (EOFError, RuntimeError):  # replaced while being read
             return -1
     return 0 if list(run_root.glob("*/*/mlflow_run_id")) else -1
@@ -121,8 +146,14 @@ def checkpoint_step(run_root: Path) -> int:
 
 def test_sigkill_at_ten_random_steps_then_rerun_gives_identical_weights(tmp_path):
     env = job_env(tmp_path)
-    reference = subprocess.run(job_command(tmp_path, tmp_path / "reference"), cwd=tmp_path, env=env,
-                               capture_output=True, text=True, timeout=300)
+    reference = subprocess.run(
+        job_command(tmp_path, tmp_path / "reference"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     rng = random.Random(20261123)
@@ -147,7 +178,7 @@ def test_sigkill_at_ten_random_steps_then_rerun_gives_identical_weights(tmp_path
 
     [straight] = list((tmp_path / "reference").glob("*/*/finetune.pt"))
     [resumed] = list((tmp_path / "killed").glob("*/*/finetune.pt"))
-    straight, resumed = load_checkpoint(straight), load_checkpoint(resumed)
+    straight, resumed = load_torch(straight), load_torch(resumed)
     assert straight["step"] == resumed["step"] == STEPS
     assert straight["weights"].keys() == resumed["weights"].keys()
     for name, tensor in straight["weights"].items():
@@ -164,7 +195,9 @@ def test_sigkill_at_ten_random_steps_then_rerun_gives_identical_weights(tmp_path
     history = sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda m: m.step)
     assert [m.step for m in history] == list(range(STEPS))  # each step logged once, none lost
     assert [m.value for m in history] == straight["losses"]
-    [ref_run] = client.search_runs([experiment.experiment_id], filter_string="params.`cfg.paths.runs_dir` LIKE '%reference'")
+    [ref_run] = client.search_runs(
+        [experiment.experiment_id], filter_string="params.`cfg.paths.runs_dir` LIKE '%reference'"
+    )
     assert run.data.metrics["event_sync"] == ref_run.data.metrics["event_sync"]
     assert run.data.metrics["fd_pixel_synth"] == ref_run.data.metrics["fd_pixel_synth"]
 
@@ -173,12 +206,16 @@ def test_a_run_folder_whose_run_the_store_does_not_know_starts_a_new_run(tmp_pat
     """The user switched MLFLOW_TRACKING_URI (or deleted the database) between two attempts."""
     runs_dir = tmp_path / "runs"
     command = [*job_command(tmp_path, runs_dir), "train.finetune.steps=2"]
-    first = subprocess.run(command, cwd=tmp_path, env=job_env(tmp_path / "old_store"), capture_output=True, text=True, timeout=300)
+    first = subprocess.run(
+        command, cwd=tmp_path, env=job_env(tmp_path / "old_store"), capture_output=True, text=True, timeout=300
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     [marker] = runs_dir.glob("*/*/mlflow_run_id")
     forgotten = marker.read_text().strip()
 
-    second = subprocess.run(command, cwd=tmp_path, env=job_env(tmp_path / "new_store"), capture_output=True, text=True, timeout=300)
+    second = subprocess.run(
+        command, cwd=tmp_path, env=job_env(tmp_path / "new_store"), capture_output=True, text=True, timeout=300
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Traceback" not in second.stderr
     assert f"holds MLflow run {forgotten}, which the tracking store" in second.stdout
@@ -215,16 +252,22 @@ def test_a_stop_signal_between_step_checkpoints_saves_that_step_and_the_rerun_en
         process.kill()
     assert process.returncode == -signal.SIGUSR2  # the signal's default action, after the save
     [checkpoint] = (tmp_path / "signalled").glob("*/*/finetune.pt")
-    assert load_checkpoint(checkpoint)["step"] == signalled_step + 1
+    assert load_torch(checkpoint)["step"] == signalled_step + 1
 
     final = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     assert "resuming MLflow run" in final.stdout
-    reference = subprocess.run(job_command(tmp_path, tmp_path / "reference"), cwd=tmp_path, env=env,
-                               capture_output=True, text=True, timeout=300)
+    reference = subprocess.run(
+        job_command(tmp_path, tmp_path / "reference"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert reference.returncode == 0, reference.stderr[-3000:]
     [straight] = (tmp_path / "reference").glob("*/*/finetune.pt")
-    straight, resumed = load_checkpoint(straight), load_checkpoint(checkpoint)
+    straight, resumed = load_torch(straight), load_torch(checkpoint)
     assert resumed["step"] == STEPS and resumed["losses"] == straight["losses"]
     for name, tensor in straight["weights"].items():
         assert torch.equal(tensor, resumed["weights"][name]), name

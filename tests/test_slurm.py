@@ -15,10 +15,10 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-
 from conftest import REPO, TINY_OVERRIDES, job_env, require_executables
 from services.slurm import EXECUTABLES, SlurmCluster, slurm_cluster
-from asva.training.checkpoint import load_checkpoint
+
+from asva.files import load_torch
 
 pytestmark = pytest.mark.slurm
 
@@ -55,8 +55,14 @@ def local_launcher_overrides(cluster: SlurmCluster) -> list[str]:
 
 def sweep_command(workdir: Path, cluster: SlurmCluster, extra: list[str]) -> list[str]:
     return [
-        sys.executable, str(REPO / "sweeps" / "window_radius.py"), "-m", *local_launcher_overrides(cluster), *TINY_OVERRIDES,
-        f"paths.cache_dir={workdir / 'cache'}", f"paths.runs_dir={workdir / 'runs'}", f"hydra.sweep.dir={workdir / 'multirun'}",
+        sys.executable,
+        str(REPO / "sweeps" / "window_radius.py"),
+        "-m",
+        *local_launcher_overrides(cluster),
+        *TINY_OVERRIDES,
+        f"paths.cache_dir={workdir / 'cache'}",
+        f"paths.runs_dir={workdir / 'runs'}",
+        f"hydra.sweep.dir={workdir / 'multirun'}",
         *extra,
     ]
 
@@ -69,7 +75,9 @@ def runs_by_role(workdir: Path, role: str):
 
 def test_two_job_sweep_runs_on_slurm_nested_under_one_parent(tmp_path, slurm):
     command = sweep_command(tmp_path, slurm, ["window_radius=0.5,2.0"])
-    result = subprocess.run(command, cwd=tmp_path, env=slurm.env(job_env(tmp_path)), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        command, cwd=tmp_path, env=slurm.env(job_env(tmp_path)), capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [parent] = runs_by_role(tmp_path, "sweep")
     jobs = runs_by_role(tmp_path, "job")
@@ -97,7 +105,7 @@ def checkpoint_step(runs_dir: Path) -> int:
     if not checkpoints:
         return -1
     try:
-        return load_checkpoint(checkpoints[0])["step"]
+        return load_torch(checkpoints[0])["step"]
     except (EOFError, RuntimeError):
         return -1
 
@@ -132,7 +140,9 @@ def wait_until(condition, what: str, sweep: subprocess.Popen, cluster: SlurmClus
 
 
 def job_log(tmp_path: Path, job: str) -> str:
-    return "".join(log.read_text(errors="replace") for log in (tmp_path / "multirun" / ".submitit").glob(f"{job}/*_log.*"))
+    return "".join(
+        log.read_text(errors="replace") for log in (tmp_path / "multirun" / ".submitit").glob(f"{job}/*_log.*")
+    )
 
 
 def test_requeued_and_preempted_job_saves_at_the_signal_and_continues_its_run_and_weights(tmp_path, slurm):
@@ -163,13 +173,20 @@ def test_requeued_and_preempted_job_saves_at_the_signal_and_continues_its_run_an
         wait_until(lambda: "SIGTERM received" in job_log(tmp_path, job), "the SIGTERM", sweep, slurm)
         (gate / f"release-{requeued}").touch()  # it stops at the next gate until SIGKILL
         # 2. Preemption: SLURM signals USR2; the job saves, then submitit requeues it.
-        wait_until(lambda: (gate / f"held-{preempted}").exists(), f"the requeued job to reach step {preempted}", sweep, slurm)
+        wait_until(
+            lambda: (gate / f"held-{preempted}").exists(), f"the requeued job to reach step {preempted}", sweep, slurm
+        )
         seen["before preemption"] = checkpoint_step(runs_dir)
         slurm.command("scancel", "--signal=USR2", job)
         wait_until(lambda: "SIGUSR2 received" in job_log(tmp_path, job), "the SIGUSR2", sweep, slurm)
         (gate / f"release-{preempted}").touch()
         # 3. The third attempt: nothing saved since it started, so the checkpoint is still the signal's.
-        wait_until(lambda: (gate / f"held-{RESUMED_CHECK}").exists(), f"the third attempt to reach step {RESUMED_CHECK}", sweep, slurm)
+        wait_until(
+            lambda: (gate / f"held-{RESUMED_CHECK}").exists(),
+            f"the third attempt to reach step {RESUMED_CHECK}",
+            sweep,
+            slurm,
+        )
         seen["third attempt"] = checkpoint_step(runs_dir)
         (gate / f"release-{RESUMED_CHECK}").touch()
         wait_until(lambda: sweep.poll() is not None, "the sweep to finish", sweep, slurm)
@@ -181,7 +198,15 @@ def test_requeued_and_preempted_job_saves_at_the_signal_and_continues_its_run_an
     # No checkpoint before the first signal; then exactly the steps the signals arrived in.
     assert seen == {"before requeue": -1, "before preemption": requeued + 1, "third attempt": preempted + 1}
 
-    accounted(slurm, lambda states: states.count("REQUEUED") == 2 and states[-1] == "COMPLETED", "-D", "-o", "State", "-j", job)
+    accounted(
+        slurm,
+        lambda states: states.count("REQUEUED") == 2 and states[-1] == "COMPLETED",
+        "-D",
+        "-o",
+        "State",
+        "-j",
+        job,
+    )
     assert "this job is preempted" in job_log(tmp_path, job)  # submitit's USR2 handler ran
     assert resumes(tmp_path, job) == 2
 
@@ -194,14 +219,26 @@ def test_requeued_and_preempted_job_saves_at_the_signal_and_continues_its_run_an
 
     # The same job, uninterrupted and outside SLURM, ends with bit-identical adapter weights.
     reference = subprocess.run(
-        [sys.executable, str(REPO / "sweeps" / "window_radius.py"), "window_radius=1.0", *TINY_OVERRIDES, *job_args,
-         f"paths.cache_dir={tmp_path / 'cache'}", f"paths.runs_dir={tmp_path / 'reference'}", f"hydra.run.dir={tmp_path / 'outputs'}"],
-        cwd=tmp_path, env=job_env(tmp_path), capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(REPO / "sweeps" / "window_radius.py"),
+            "window_radius=1.0",
+            *TINY_OVERRIDES,
+            *job_args,
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"paths.runs_dir={tmp_path / 'reference'}",
+            f"hydra.run.dir={tmp_path / 'outputs'}",
+        ],
+        cwd=tmp_path,
+        env=job_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert reference.returncode == 0, reference.stderr[-3000:]
     [straight] = (tmp_path / "reference").glob("*/*/finetune.pt")
     [resumed] = runs_dir.glob("*/*/finetune.pt")
-    straight, resumed = load_checkpoint(straight), load_checkpoint(resumed)
+    straight, resumed = load_torch(straight), load_torch(resumed)
     for name, tensor in straight["weights"].items():
         assert torch.equal(tensor, resumed["weights"][name]), name
     assert [m.value for m in history] == straight["losses"]

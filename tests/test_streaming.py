@@ -116,7 +116,9 @@ def test_a_file_broken_during_training_is_skipped_counted_and_named_once(root, t
     failed: set[str] = set()
     stage = StageConfig(lr=3e-3, batch_size=4, steps=6, checkpoint_every=100)
     with caplog.at_level(logging.WARNING):
-        losses = train_adapter_stage(make_model(), clips, stage, DiffusionConfig(), 0, "test", data=STREAM, failed=failed)
+        losses = train_adapter_stage(
+            make_model(), clips, stage, DiffusionConfig(), 0, "test", data=STREAM, failed=failed
+        )
     assert len(losses) == 6 and all(np.isfinite(losses))
     assert len(failed) == 1 and str(broken) in next(iter(failed))
     named = [r for r in caplog.records if str(broken) in r.getMessage()]

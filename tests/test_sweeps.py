@@ -8,15 +8,23 @@ from pathlib import Path
 
 import mlflow
 import pytest
-
 from conftest import REPO, TINY_OVERRIDES, job_env, path_overrides
 
 
 def run_sweep(script: str, args: list[str], workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(REPO / "sweeps" / script), *args, f"hydra.sweep.dir={workdir / 'multirun' / script}-{len(args)}",
-         f"hydra.run.dir={workdir / 'outputs'}"],
-        cwd=workdir, env=job_env(workdir), capture_output=True, text=True, timeout=timeout,
+        [
+            sys.executable,
+            str(REPO / "sweeps" / script),
+            *args,
+            f"hydra.sweep.dir={workdir / 'multirun' / script}-{len(args)}",
+            f"hydra.run.dir={workdir / 'outputs'}",
+        ],
+        cwd=workdir,
+        env=job_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -68,10 +76,14 @@ def test_two_job_multirun_writes_nested_runs(tmp_path, launcher):
         for key in ("dataset", "fps", "audio_layers", "k", "pretrain", "curation", "finetune", "seed", "config_hash"):
             assert key in job.data.params
         assert job.data.params["k"] == "all" and job.data.params["pretrain"] == "false"
-        assert {"event_sync", "event_sync_null_audio", "event_sync_ref_groundtruth", "event_sync_ref_static"} <= set(job.data.metrics)
+        assert {"event_sync", "event_sync_null_audio", "event_sync_ref_groundtruth", "event_sync_ref_static"} <= set(
+            job.data.metrics
+        )
         assert job.data.metrics["event_sync_ref_static"] == 0.0
         assert not {"fvd", "relsync", "alignsync"} & set(job.data.metrics)
-        history = mlflow.MlflowClient(tracking_uri=job_env(tmp_path)["MLFLOW_TRACKING_URI"]).get_metric_history(job.info.run_id, "train_loss")
+        history = mlflow.MlflowClient(tracking_uri=job_env(tmp_path)["MLFLOW_TRACKING_URI"]).get_metric_history(
+            job.info.run_id, "train_loss"
+        )
         assert len(history) == 2
         artifacts = Path(job.info.artifact_uri.removeprefix("file://"))
         assert (artifacts / "config.yaml").is_file()
@@ -89,14 +101,21 @@ def test_kshot_trains_stage_one_once_and_reuses_it(tmp_path):
     # k=all: one seed x both.
     assert sorted((j.data.params["k"], j.data.params["pretrain"], j.data.params["seed"]) for j in jobs) == [
         ("0", "true", "0"),
-        ("1", "false", "0"), ("1", "false", "1"), ("1", "true", "0"), ("1", "true", "1"),
-        ("all", "false", "0"), ("all", "true", "0"),
+        ("1", "false", "0"),
+        ("1", "false", "1"),
+        ("1", "true", "0"),
+        ("1", "true", "1"),
+        ("all", "false", "0"),
+        ("all", "true", "0"),
     ]
     zero = next(j for j in jobs if j.data.params["k"] == "0")
     assert zero.data.params["finetune"] == "false" and "final_train_loss" not in zero.data.metrics
     subsets = {
-        (j.data.params["seed"], j.data.params["pretrain"]): Path(j.info.artifact_uri.removeprefix("file://"), "finetune_video_ids.txt").read_text()
-        for j in jobs if j.data.params["k"] == "1"
+        (j.data.params["seed"], j.data.params["pretrain"]): Path(
+            j.info.artifact_uri.removeprefix("file://"), "finetune_video_ids.txt"
+        ).read_text()
+        for j in jobs
+        if j.data.params["k"] == "1"
     }
     # The same seed draws the same K-shot subset with and without pretraining; seeds differ.
     assert subsets[("0", "false")] == subsets[("0", "true")] != subsets[("1", "false")]
@@ -119,8 +138,20 @@ def test_kshot_trains_stage_one_once_and_reuses_it(tmp_path):
     assert {path: path.stat().st_mtime_ns for path in checkpoints} == checkpoints
 
 
+def test_window_radius_sweep_runs_three_seeds_of_each_row_on_the_whole_split(tmp_path):
+    args = ["-m", "window_radius=0.5", *TINY_OVERRIDES, *path_overrides(tmp_path)]  # the default seeds
+    result = run_sweep("window_radius.py", args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [r for r in runs_of(tmp_path, "window_radius") if r.data.tags.get("asva.role") == "job"]
+    # k=all (the whole training split) is not run once only here, as it is in the k-shot sweep.
+    rows = sorted((j.data.params["k"], j.data.params["seed"]) for j in jobs)
+    assert rows == [("all", "0"), ("all", "1"), ("all", "2")]
+    assert len({j.data.metrics["final_train_loss"] for j in jobs}) == 3  # each seed trains a model of its own
+
+
 def test_encoder_layer_grid_runs_every_feature_set(tmp_path):
-    result = run_sweep("encoder_layers.py", ["-m", *TINY_OVERRIDES, *path_overrides(tmp_path)], tmp_path)
+    args = ["-m", "seed=0", *TINY_OVERRIDES, *path_overrides(tmp_path)]  # one seed: the grid, not the seeds
+    result = run_sweep("encoder_layers.py", args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = [r for r in runs_of(tmp_path, "encoder_layers") if r.data.tags.get("asva.role") == "job"]
     assert sorted(j.data.params["audio_layers"] for j in jobs) == ["a:11", "a:3-7-11", "a:3-7-11+b:3-7-11", "a:7-9-11"]

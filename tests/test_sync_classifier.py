@@ -11,6 +11,7 @@ from asva.data.audio import fbank
 from asva.data.dataset import ClipSet
 from asva.data.synthetic import CLASSES, render_frames, sample_event_times, synthesize_audio
 from asva.errors import DataError
+from asva.evaluation.networks import train_sync_classifier
 from asva.evaluation.sync_classifier import (
     ShiftWindows,
     SyncClassifier,
@@ -20,9 +21,8 @@ from asva.evaluation.sync_classifier import (
     sync_scores,
     video_tensor,
 )
-from asva.evaluation.networks import train_sync_classifier
 from asva.evaluation.sync_metrics import relsync
-from asva.training.checkpoint import save_checkpoint
+from asva.files import save_torch
 
 SMALL = SyncClassifierShape(video_widths=[8, 16], audio_widths=[8, 16], head_dim=16)
 
@@ -39,15 +39,24 @@ def synthetic_clips(count: int, seed: int) -> ClipSet:
         times.append(events)
     audio_tensor = torch.from_numpy(np.stack(audio))
     return ClipSet(
-        video_ids=[f"clip{i}" for i in range(count)], labels=labels, frames=torch.from_numpy(np.stack(frames)),
-        audio=audio_tensor, fbank=fbank(audio_tensor), event_times=times, classes=sorted(set(labels)),
+        video_ids=[f"clip{i}" for i in range(count)],
+        labels=labels,
+        frames=torch.from_numpy(np.stack(frames)),
+        audio=audio_tensor,
+        fbank=fbank(audio_tensor),
+        event_times=times,
+        classes=sorted(set(labels)),
     )
 
 
 def test_forward_gives_one_score_per_pair_for_windows_and_whole_clips():
     classifier = SyncClassifier(SMALL).eval()
-    assert classifier(torch.randn(3, 198, 128), video_tensor(torch.zeros(3, 12, 32, 32, 3, dtype=torch.uint8))).shape == (3,)
-    assert classifier(torch.randn(2, 100, 128), video_tensor(torch.zeros(2, 6, 32, 32, 3, dtype=torch.uint8))).shape == (2,)
+    assert classifier(
+        torch.randn(3, 198, 128), video_tensor(torch.zeros(3, 12, 32, 32, 3, dtype=torch.uint8))
+    ).shape == (3,)
+    assert classifier(
+        torch.randn(2, 100, 128), video_tensor(torch.zeros(2, 6, 32, 32, 3, dtype=torch.uint8))
+    ).shape == (2,)
 
 
 def test_shifted_windows_come_from_the_same_clip_at_each_shift():
@@ -85,13 +94,15 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     windows = ShiftWindows.from_seconds(1.0, 1 / 3, 6, 12)
     from asva.evaluation.sync_classifier import checkpoint_payload
 
-    save_checkpoint(path, checkpoint_payload(classifier, windows, "avsync15", {"test_accuracy": 0.4}))
+    save_torch(path, checkpoint_payload(classifier, windows, "avsync15", {"test_accuracy": 0.4}))
     loaded, payload = load_sync_classifier(path)
     assert payload["dataset"] == "avsync15"
-    audio, videos = windows.candidates(torch.randn(1, 198, 128), torch.zeros(1, 12, 32, 32, 3, dtype=torch.uint8), torch.tensor([2]))
+    audio, videos = windows.candidates(
+        torch.randn(1, 198, 128), torch.zeros(1, 12, 32, 32, 3, dtype=torch.uint8), torch.tensor([2])
+    )
     assert torch.allclose(shifted_logits(loaded, audio, videos), shifted_logits(classifier, audio, videos))
     with pytest.raises(DataError, match="does not exist"):
         load_sync_classifier(tmp_path / "absent.pt")
-    save_checkpoint(tmp_path / "other.pt", {"weights": {}})
+    save_torch(tmp_path / "other.pt", {"weights": {}})
     with pytest.raises(DataError, match="not a synchronization classifier"):
         load_sync_classifier(tmp_path / "other.pt")

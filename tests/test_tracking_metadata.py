@@ -27,8 +27,15 @@ def test_run_records_git_environment_and_slurm_job(session_store, monkeypatch):
     client = mlflow.MlflowClient(tracking_uri=session_store)
     tags = client.get_run(run.run_id).data.tags
 
-    head = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain"], capture_output=True, text=True).stdout.strip() != ""
+    head = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = (
+        subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain"], capture_output=True, text=True
+        ).stdout.strip()
+        != ""
+    )
     assert tags[metadata.GIT_COMMIT_TAG] == head and len(head) == 40
     assert tags[metadata.MLFLOW_GIT_COMMIT_TAG] == head
     assert tags[metadata.GIT_DIRTY_TAG] == str(dirty).lower()

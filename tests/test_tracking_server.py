@@ -13,7 +13,6 @@ from pathlib import Path
 
 import mlflow
 import pytest
-
 from conftest import REPO, TINY_OVERRIDES, path_overrides, require_executables
 from services.mlflow_server import running_mlflow_server
 from services.postgres import bin_dir, running_postgres
@@ -32,18 +31,36 @@ def tracking_server(tmp_path_factory):
         # SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql://; the project ships psycopg2.
         backend = postgres.url("mlflow", driver="postgresql+psycopg2")
         with running_mlflow_server(backend, home / "artifacts", home / "mlflow_server.log") as server:
-            print(f"\nPostgreSQL up in {postgres.start_seconds:.1f} s, mlflow server up in {server.start_seconds:.1f} s")
+            print(
+                f"\nPostgreSQL up in {postgres.start_seconds:.1f} s, mlflow server up in {server.start_seconds:.1f} s"
+            )
             yield server
 
 
 def test_two_job_sweep_is_recorded_by_the_server(tracking_server, tmp_path):
     local_store = tmp_path / "must_stay_unused.db"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{local_store}", "ASVA_ARTIFACT_ROOT": str(tmp_path / "local_artifacts")}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{local_store}",
+        "ASVA_ARTIFACT_ROOT": str(tmp_path / "local_artifacts"),
+    }
     result = subprocess.run(
-        [sys.executable, str(REPO / "sweeps" / "window_radius.py"), "-m", "window_radius=0.5,2.0", "tracking=server",
-         f"tracking.uri={tracking_server.url}", *TINY_OVERRIDES, *path_overrides(tmp_path),
-         f"hydra.sweep.dir={tmp_path / 'multirun'}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(REPO / "sweeps" / "window_radius.py"),
+            "-m",
+            "window_radius=0.5,2.0",
+            "tracking=server",
+            f"tracking.uri={tracking_server.url}",
+            *TINY_OVERRIDES,
+            *path_overrides(tmp_path),
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert not local_store.exists()
@@ -68,7 +85,9 @@ def test_two_job_sweep_is_recorded_by_the_server(tracking_server, tmp_path):
         assert {"config.yaml", "environment.json", "samples"} <= listed
         samples = client.list_artifacts(job.info.run_id, "samples")
         assert len(samples) == 1 and samples[0].path.endswith(".mp4") and samples[0].file_size > 0
-        config = Path(client.download_artifacts(job.info.run_id, "config.yaml", str(tmp_path / job.info.run_id))).read_text()
+        config = Path(
+            client.download_artifacts(job.info.run_id, "config.yaml", str(tmp_path / job.info.run_id))
+        ).read_text()
         assert f"window_radius: {job.data.params['window_radius']}" in config
     stored = list(tracking_server.artifacts.rglob("*.mp4"))
     assert len(stored) == 2

@@ -15,7 +15,9 @@ from asva.models.window_mask import frame_times, window_mask
 CONTEXT_DIM = 48
 
 
-def dense_masked_reference(block: AudioCrossAttention, tokens: torch.Tensor, audio: AudioContext, frames: int) -> torch.Tensor:
+def dense_masked_reference(
+    block: AudioCrossAttention, tokens: torch.Tensor, audio: AudioContext, frames: int
+) -> torch.Tensor:
     """The former implementation: every frame gets a copy of all N audio tokens, projects them to keys
     and values, and masks out those outside its window; a frame that sees nothing gets a zero."""
     attn = block.attn
@@ -76,7 +78,10 @@ def test_windowed_attention_equals_the_dense_masked_one(one_torch_thread, radius
 
     # The gradients (adapters are trained through this path) agree as well.
     probe = torch.randn_like(dense)
-    grads = [torch.autograd.grad((out * probe).sum(), [tokens, audio.tokens, block.attn.to_k.weight]) for out in (windowed, dense)]
+    grads = [
+        torch.autograd.grad((out * probe).sum(), [tokens, audio.tokens, block.attn.to_k.weight])
+        for out in (windowed, dense)
+    ]
     for windowed_grad, dense_grad in zip(*grads):
         assert (windowed_grad - dense_grad).abs().max() <= 1e-5
 

@@ -30,8 +30,13 @@ def _imagebind() -> ImageBindAudio:
 
 def _beats() -> beats_module.BEATs:
     cfg = beats_module.BEATsConfig(
-        embed_dim=16, encoder_layers=2, encoder_embed_dim=16, encoder_ffn_embed_dim=16, encoder_attention_heads=2,
-        conv_pos=4, conv_pos_groups=2,
+        embed_dim=16,
+        encoder_layers=2,
+        encoder_embed_dim=16,
+        encoder_ffn_embed_dim=16,
+        encoder_attention_heads=2,
+        conv_pos=4,
+        conv_pos_groups=2,
     )
     return beats_module.BEATs(cfg).eval()
 

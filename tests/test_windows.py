@@ -43,7 +43,9 @@ def video_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def long_videos(video_root):
     """The training split decoded into memory with its whole videos."""
-    return load_split(video_root, "train", DataConfig(name="avsync15", frame_size=16, decode="memory"), video_root / "cache")
+    return load_split(
+        video_root, "train", DataConfig(name="avsync15", frame_size=16, decode="memory"), video_root / "cache"
+    )
 
 
 def test_a_training_split_keeps_whole_videos_row_for_row(long_videos):
@@ -93,12 +95,17 @@ def test_the_fixed_clip_of_a_video_is_one_of_its_windows(long_videos):
 
 def test_restricting_a_row_to_a_span_of_its_file():
     frames = [torch.zeros(30, 4, 4, 3, dtype=torch.uint8)]  # 5 s at 6 FPS, decoded from second 4
-    windows = VideoWindows.from_videos(frames, [torch.zeros(5 * 16000)], [4.0], clip_frames=12, fps=6, sample_rate=16000)
+    windows = VideoWindows.from_videos(
+        frames, [torch.zeros(5 * 16000)], [4.0], clip_frames=12, fps=6, sample_rate=16000
+    )
     assert windows.row_starts.tolist() == [19]
     assert windows.fits(0, 5.0, 7.0) and not windows.fits(0, 5.0, 6.9) and not windows.fits(0, 0.0, 4.5)
     narrowed = windows.restrict([0], [(5.0, 8.0)])
     assert narrowed.row_first.tolist() == [6] and narrowed.row_starts.tolist() == [7]  # starts 5.0 .. 6.0 s
-    starts = narrowed.starts_at(torch.zeros(200, dtype=torch.long), torch.rand(200, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    starts = narrowed.starts_at(
+        torch.zeros(200, dtype=torch.long),
+        torch.rand(200, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
+    )
     assert set(starts.tolist()) == set(range(6, 13))
     with pytest.raises(ValueError, match=r"no 12-frame clip fits in \[5, 6.5\]"):
         windows.restrict([0], [(5.0, 6.5)])
@@ -157,12 +164,12 @@ def test_videos_with_a_single_clip_are_encoded_once(long_videos):
 
 
 def test_a_job_on_longer_embedded_videos_draws_clips_and_scores_three_per_video(tmp_path, session_store, monkeypatch):
+    from conftest import TINY_OVERRIDES, path_overrides
     from omegaconf import OmegaConf
 
     from asva.config.schema import ExperimentConfig
     from asva.experiment import run_job
     from asva.training import adapters
-    from conftest import TINY_OVERRIDES, path_overrides
 
     stages: list[bool] = []
     build = adapters.StageClips.__init__
@@ -172,8 +179,16 @@ def test_a_job_on_longer_embedded_videos_draws_clips_and_scores_three_per_video(
         stages.append(self.windows is not None)  # draws clips at every step
 
     monkeypatch.setattr(adapters.StageClips, "__init__", recording)
-    overrides = [*TINY_OVERRIDES, *path_overrides(tmp_path), "data.synthetic.video_seconds=3", "pretrain=true", "study=long_videos"]
-    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.from_dotlist(overrides)))
+    overrides = [
+        *TINY_OVERRIDES,
+        *path_overrides(tmp_path),
+        "data.synthetic.video_seconds=3",
+        "pretrain=true",
+        "study=long_videos",
+    ]
+    cfg = OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.from_dotlist(overrides))
+    )
     metrics = run_job(cfg)
     assert stages == [True, True]  # stage 1 on the pool and stage 2 draw new clips every step
     assert metrics["num_test_clips"] == 3 * 4 * 2  # 3 clips (at 0, 0.5, 1 s) of 2 test videos of 4 classes
@@ -186,5 +201,7 @@ def test_embedded_videos_shorter_than_a_clip_are_refused():
 
     cfg = ExperimentConfig()
     cfg.data.synthetic.video_seconds = 1.5
-    with pytest.raises(ConfigError, match=r"data.synthetic.video_seconds: 1.5 is shorter than one clip \(data.clip_seconds=2.0\)"):
+    with pytest.raises(
+        ConfigError, match=r"data.synthetic.video_seconds: 1.5 is shorter than one clip \(data.clip_seconds=2.0\)"
+    ):
         validate(cfg)

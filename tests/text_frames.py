@@ -16,9 +16,38 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 BACKGROUNDS = ("noise", "clouds", "gradient", "shapes", "stripes", "checkerboard", "facade", "landscape", "strokes")
 WORDS = (
-    "the", "water", "music", "live", "show", "breaking", "news", "today", "best", "guitar", "lesson",
-    "subscribe", "now", "how", "to", "play", "drums", "part", "final", "round", "world", "record",
-    "dog", "barking", "train", "coming", "fire", "alarm", "ocean", "waves", "baby", "laughing",
+    "the",
+    "water",
+    "music",
+    "live",
+    "show",
+    "breaking",
+    "news",
+    "today",
+    "best",
+    "guitar",
+    "lesson",
+    "subscribe",
+    "now",
+    "how",
+    "to",
+    "play",
+    "drums",
+    "part",
+    "final",
+    "round",
+    "world",
+    "record",
+    "dog",
+    "barking",
+    "train",
+    "coming",
+    "fire",
+    "alarm",
+    "ocean",
+    "waves",
+    "baby",
+    "laughing",
 )
 
 
@@ -42,7 +71,7 @@ def background(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
     if kind == "gradient":
         angle = rng.uniform(0, 2 * np.pi)
         ys, xs = np.mgrid[0:size, 0:size] / size
-        ramp = (np.cos(angle) * xs + np.sin(angle) * ys)
+        ramp = np.cos(angle) * xs + np.sin(angle) * ys
         ramp = (ramp - ramp.min()) / max(1e-6, np.ptp(ramp))
         start, end = np.array(_colour(rng)), np.array(_colour(rng))
         return Image.fromarray((start + ramp[..., None] * (end - start)).astype(np.uint8))
@@ -63,8 +92,10 @@ def background(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
         period = int(rng.integers(6, 40))
         for left in range(-size, 2 * size, period):
             slant = int(rng.integers(0, size)) if rng.random() < 0.5 else 0
-            draw.polygon([(left, 0), (left + period // 2, 0), (left + period // 2 + slant, size), (left + slant, size)],
-                         fill=_colour(rng))
+            draw.polygon(
+                [(left, 0), (left + period // 2, 0), (left + period // 2 + slant, size), (left + slant, size)],
+                fill=_colour(rng),
+            )
     elif kind == "checkerboard":
         cell = int(rng.integers(8, 48))
         other = _colour(rng)
@@ -134,8 +165,14 @@ def caption(image: Image.Image, font_px: int, rng: np.random.Generator) -> Image
     else:  # bright letters with a dark outline, as burnt-in titles are drawn
         ink, outline = _colour(rng, 170, 256), (0, 0, 0)
     for index, line in enumerate(lines):
-        draw.text((left, top + int(index * font_px * 1.25)), line, font=font, fill=ink,
-                  stroke_width=0 if on_box else max(1, font_px // 12), stroke_fill=outline)
+        draw.text(
+            (left, top + int(index * font_px * 1.25)),
+            line,
+            font=font,
+            fill=ink,
+            stroke_width=0 if on_box else max(1, font_px // 12),
+            stroke_fill=outline,
+        )
     return out
 
 

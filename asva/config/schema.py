@@ -16,9 +16,7 @@ class SyntheticConfig:
     """The embedded benchmark: generated, deterministic from `seed` (see asva/data/synthetic.py)."""
 
     seed: int = 0
-    benchmark_classes: list[str] = field(
-        default_factory=lambda: ["hammer", "ball_bounce", "drum", "lamp_flash"]
-    )
+    benchmark_classes: list[str] = field(default_factory=lambda: ["hammer", "ball_bounce", "drum", "lamp_flash"])
     # Classes that exist only in the noisy pretraining pool (as VGGSound holds classes AVSync15 lacks).
     pool_only_classes: list[str] = field(default_factory=lambda: ["clapper", "bell"])
     train_per_class: int = 90
@@ -142,9 +140,7 @@ class AudioEncoderConfig:
 class AudioConfig:
     # The fbank front-end is fixed by the encoders (asva/data/audio.py: 128 mel, 25 ms / 10 ms).
     encoder_a: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
-    encoder_b: AudioEncoderConfig = field(
-        default_factory=lambda: AudioEncoderConfig(kind="tiny_masked")
-    )
+    encoder_b: AudioEncoderConfig = field(default_factory=lambda: AudioEncoderConfig(kind="tiny_masked"))
 
 
 @dataclass
@@ -205,7 +201,7 @@ class DiffusionConfig:
 class StageConfig:
     """One training stage of the audio adapters. Set exactly one of `epochs` and `steps`."""
 
-    lr: float = 1e-3
+    lr: float = 3e-3
     batch_size: int = 16
     epochs: Optional[int] = None
     steps: Optional[int] = 300
@@ -218,8 +214,9 @@ class StageConfig:
 
 @dataclass
 class TrainConfig:
-    pretrain: StageConfig = field(default_factory=lambda: StageConfig(lr=1e-3, steps=300))
-    finetune: StageConfig = field(default_factory=lambda: StageConfig(lr=1e-3, steps=300))
+    # The embedded recipe: a few hundred Adam steps, sized for 2 CPU cores (train=paper: the paper's epochs).
+    pretrain: StageConfig = field(default_factory=StageConfig)
+    finetune: StageConfig = field(default_factory=lambda: StageConfig(steps=200))
     num_threads: int = 0  # torch threads; 0 keeps torch's default
     device: str = "auto"  # auto | cpu | cuda; auto: cuda when available (training, sampling, evaluation)
     # auto | fp32 | bf16-mixed; auto: bf16-mixed on CUDA, fp32 on the CPU. bf16-mixed keeps the frozen

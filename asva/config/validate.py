@@ -99,7 +99,9 @@ def check_sync_classifier(sync: SyncClassifierConfig, key: str, clip_seconds: fl
         for name in ("image_size", "shift_seconds", "temperature", "steps", "lr", "batch_size"):
             _positive(f"{key}.avsyncd.{name}", getattr(paper, name))
         if paper.num_clips < 2:
-            raise ConfigError(f"{key}.avsyncd.num_clips: must be >= 2 (a synchronized and a shifted clip), got {paper.num_clips}")
+            raise ConfigError(
+                f"{key}.avsyncd.num_clips: must be >= 2 (a synchronized and a shifted clip), got {paper.num_clips}"
+            )
         if paper.warmup_steps < 0:
             raise ConfigError(f"{key}.avsyncd.warmup_steps: must be >= 0, got {paper.warmup_steps}")
         if len(paper.widths) != 4 or min(paper.widths) <= 0 or paper.widths[-1] % 2:
@@ -209,7 +211,9 @@ def validate(cfg: ExperimentConfig) -> None:
             f"data.synthetic.video_seconds: {synthetic.video_seconds} is shorter than one clip (data.clip_seconds={cfg.data.clip_seconds})"
         )
     if not isinstance(synthetic.openclass_per_class, int) or synthetic.openclass_per_class < 0:
-        raise ConfigError(f"data.synthetic.openclass_per_class: must be an integer >= 0, got {synthetic.openclass_per_class}")
+        raise ConfigError(
+            f"data.synthetic.openclass_per_class: must be an integer >= 0, got {synthetic.openclass_per_class}"
+        )
     fractions = [key for key in vars(synthetic) if key.startswith("pool_") and key.endswith("_fraction")]
     for key in fractions:
         if not 0 <= getattr(synthetic, key) <= 1:
@@ -232,9 +236,7 @@ def validate(cfg: ExperimentConfig) -> None:
     for name in ENCODER_NAMES:
         encoder = getattr(cfg.audio, f"encoder_{name}")
         if encoder.kind not in KNOWN_ENCODER_KINDS:
-            raise ConfigError(
-                f"audio.encoder_{name}.kind: must be one of {KNOWN_ENCODER_KINDS}, got {encoder.kind!r}"
-            )
+            raise ConfigError(f"audio.encoder_{name}.kind: must be one of {KNOWN_ENCODER_KINDS}, got {encoder.kind!r}")
         _positive(f"audio.encoder_{name}.num_layers", encoder.num_layers)
         _positive(f"audio.encoder_{name}.token_seconds", encoder.token_seconds)
 
@@ -247,9 +249,7 @@ def validate(cfg: ExperimentConfig) -> None:
     if cfg.model.frame_stride is not None:
         _positive("model.frame_stride", cfg.model.frame_stride)
     if cfg.model.context_dim % cfg.model.heads:
-        raise ConfigError(
-            f"model.heads: {cfg.model.heads} does not divide model.context_dim={cfg.model.context_dim}"
-        )
+        raise ConfigError(f"model.heads: {cfg.model.heads} does not divide model.context_dim={cfg.model.context_dim}")
 
     diffusion = cfg.diffusion
     if diffusion.prediction_type not in ("epsilon", "v_prediction"):
@@ -278,7 +278,9 @@ def validate(cfg: ExperimentConfig) -> None:
     if cfg.train.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda, but torch finds no CUDA device here (use auto or cpu)")
     if cfg.train.distributed_timeout_minutes <= 0:
-        raise ConfigError(f"train.distributed_timeout_minutes: must be > 0, got {cfg.train.distributed_timeout_minutes}")
+        raise ConfigError(
+            f"train.distributed_timeout_minutes: must be > 0, got {cfg.train.distributed_timeout_minutes}"
+        )
     if cfg.eval.max_test_clips is not None:
         _positive("eval.max_test_clips", cfg.eval.max_test_clips)
     _positive("eval.batch_size", cfg.eval.batch_size)

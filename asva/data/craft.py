@@ -104,10 +104,14 @@ class Craft(nn.Module):
         self.upconv3 = DoubleConv(256, 128, 64)
         self.upconv4 = DoubleConv(128, 64, 32)
         self.conv_cls = nn.Sequential(
-            nn.Conv2d(32, 32, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 32, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 16, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(16, 16, kernel_size=1), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 32, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 32, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 16, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(16, 16, kernel_size=1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(16, 2, kernel_size=1),
         )
 
@@ -154,7 +158,7 @@ def weights_path(configured: str | Path | None) -> Path:
 
 def _strip_parallel_prefix(state: dict) -> dict:
     if state and all(key.startswith(_PARALLEL_PREFIX) for key in state):
-        return {key[len(_PARALLEL_PREFIX):]: value for key, value in state.items()}
+        return {key[len(_PARALLEL_PREFIX) :]: value for key, value in state.items()}
     return dict(state)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asva.errors import DataError
+from asva.files import atomic_open
 
 COLUMNS = ["video_id", "label", "path", "start", "end"]
 
@@ -27,13 +28,11 @@ class ManifestRow:
 
 def write_curated_manifest(path: Path, rows: list[ManifestRow]) -> None:
     """Write the manifest atomically (a killed writer leaves the previous file, never half of one)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_open(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for row in rows:
             writer.writerow([row.video_id, row.label, os.path.abspath(row.path), f"{row.start:.4f}", f"{row.end:.4f}"])
-    tmp.replace(path)
 
 
 def read_curated_manifest(path: str | Path) -> tuple[list[ManifestRow], list[str]]:

@@ -41,6 +41,7 @@ from asva.cpus import usable_cpus
 from asva.data.dataset import VIDEO_SUFFIXES
 from asva.data.media import audio_beside, probe, read_audio, read_frames
 from asva.errors import DataError
+from asva.files import write_csv
 from asva.progress import progress
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,11 @@ def text_area(frame: np.ndarray, min_confidence: float) -> float:
     height, width = frame.shape[:2]
     # Tesseract reads letters of about 20 px and up: small frames are enlarged first.
     scale = max(1.0, 256 / min(height, width))
-    image = cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_CUBIC) if scale > 1 else frame
+    image = (
+        cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_CUBIC)
+        if scale > 1
+        else frame
+    )
     data = pytesseract.image_to_data(image, config="--psm 11", output_type=pytesseract.Output.DICT)
     area = 0.0
     for word, confidence, w, h in zip(data["text"], data["conf"], data["width"], data["height"]):
@@ -314,7 +319,14 @@ def _examine(path: Path, cfg: CurationConfig, verdict: Verdict) -> None:
         begin_s = float(times[start])
         end_s = float(times[end - 1] + step)
         if end_s - begin_s < cfg.min_seconds - 1e-6:
-            verdict.rejected.append(("scenes", begin_s, end_s, f"scene segment of {end_s - begin_s:.2f} s < {cfg.min_seconds:g} s after a cut"))
+            verdict.rejected.append(
+                (
+                    "scenes",
+                    begin_s,
+                    end_s,
+                    f"scene segment of {end_s - begin_s:.2f} s < {cfg.min_seconds:g} s after a cut",
+                )
+            )
             continue
         reason = check_flow(frames, times, start, end, cfg) if cfg.flow else None
         if reason:
@@ -417,9 +429,10 @@ def run_filters(
     pending = [video for video in videos if video.video_id not in done]
     if done:
         log.info("curation resumes: %d of %d videos already done", len(done), len(videos))
-    with open(output / JOURNAL, "a") as journal, progress(
-        desc=f"curating {len(pending)} videos", total=len(videos), initial=len(done), unit="video"
-    ) as bar:
+    with (
+        open(output / JOURNAL, "a") as journal,
+        progress(desc=f"curating {len(pending)} videos", total=len(videos), initial=len(done), unit="video") as bar,
+    ):
 
         def finish(verdict: Verdict) -> None:
             _append(journal, verdict)
@@ -462,16 +475,18 @@ def manifest_rows(verdicts: Iterable[Verdict], cfg: CurationConfig) -> list[dict
     rows = []
     for verdict in sorted(verdicts, key=lambda v: v.video_id):
         for index, (start, end) in enumerate(verdict.kept):
-            rows.append({
-                "video_id": verdict.video_id,
-                "segment": str(index),
-                "label": verdict.label,
-                "path": verdict.path,
-                "start": f"{start:.4f}",
-                "end": f"{end:.4f}",
-                "flow_method": flow_method(cfg) if cfg.flow else "off",
-                "text_method": text_method(cfg) if cfg.text else "off",
-            })
+            rows.append(
+                {
+                    "video_id": verdict.video_id,
+                    "segment": str(index),
+                    "label": verdict.label,
+                    "path": verdict.path,
+                    "start": f"{start:.4f}",
+                    "end": f"{end:.4f}",
+                    "flow_method": flow_method(cfg) if cfg.flow else "off",
+                    "text_method": text_method(cfg) if cfg.text else "off",
+                }
+            )
     return rows
 
 
@@ -479,23 +494,16 @@ def rejection_rows(verdicts: Iterable[Verdict]) -> list[dict[str, str]]:
     rows = []
     for verdict in sorted(verdicts, key=lambda v: v.video_id):
         for stage, start, end, reason in verdict.rejected:
-            rows.append({
-                "video_id": verdict.video_id,
-                "start": "" if start is None else f"{start:.4f}",
-                "end": "" if end is None else f"{end:.4f}",
-                "filter": stage,
-                "reason": reason,
-            })
+            rows.append(
+                {
+                    "video_id": verdict.video_id,
+                    "start": "" if start is None else f"{start:.4f}",
+                    "end": "" if end is None else f"{end:.4f}",
+                    "filter": stage,
+                    "reason": reason,
+                }
+            )
     return rows
-
-
-def write_csv_atomic(path: Path, rows: list[dict[str, str]], columns: list[str]) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 MANIFEST_COLUMNS = ["video_id", "segment", "label", "path", "start", "end", "flow_method", "text_method"]
@@ -505,8 +513,8 @@ REJECTION_COLUMNS = ["video_id", "start", "end", "filter", "reason"]
 def write_outputs(output: Path, verdicts: dict[str, Verdict], cfg: CurationConfig) -> tuple[Path, Path]:
     """manifest.csv (kept segments) and rejections.csv (one reason per rejected video or segment)."""
     manifest, rejections = output / MANIFEST, output / REJECTIONS
-    write_csv_atomic(manifest, manifest_rows(verdicts.values(), cfg), MANIFEST_COLUMNS)
-    write_csv_atomic(rejections, rejection_rows(verdicts.values()), REJECTION_COLUMNS)
+    write_csv(manifest, MANIFEST_COLUMNS, manifest_rows(verdicts.values(), cfg))
+    write_csv(rejections, REJECTION_COLUMNS, rejection_rows(verdicts.values()))
     return manifest, rejections
 
 
@@ -547,7 +555,11 @@ def precision_recall(verdicts: Iterable[Verdict], truth: dict[str, str]) -> dict
             out[f"recall_{stage}"] = hits / len(actual)
     rejected = {v.video_id for v in verdicts if not v.kept}
     for name, defects in (("visual", VISUAL_DEFECTS), ("any", None)):
-        actual = {v.video_id for v in verdicts if truth[v.video_id] != "clean" and (defects is None or truth[v.video_id] in defects)}
+        actual = {
+            v.video_id
+            for v in verdicts
+            if truth[v.video_id] != "clean" and (defects is None or truth[v.video_id] in defects)
+        }
         if rejected:
             out[f"precision_{name}_defect"] = len(rejected & actual) / len(rejected)
         if actual:

@@ -23,25 +23,25 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from asva.progress import progress
 
 from asva.config.schema import DataConfig
 from asva.data import sources
+from asva.data.audio import fbank
 from asva.data.curated_manifest import read_curated_manifest
 from asva.data.leakcheck import LeakMatch, evaluation_videos, find_leak_matches
-from asva.data.audio import fbank
 from asva.data.loader import Draw, WindowClips, collate
 from asva.data.media import read_clip, read_video
 from asva.data.streaming import StreamedWindows
 from asva.data.windows import VideoWindows, concatenate_windows
 from asva.errors import DataError
+from asva.files import save_torch
+from asva.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class ClipSet:
         starts: list[float] | None = None,
         paths: list[str] | None = None,
         windows: VideoWindows | None = None,
-    ) -> "ClipSet":
+    ) -> ClipSet:
         """Stack per-clip decodes into one set; the filterbanks are computed here, once."""
         audio_tensor = torch.stack(audio)
         return cls(
@@ -110,7 +110,7 @@ class ClipSet:
     def streamed(self) -> bool:
         return isinstance(self.windows, StreamedWindows)
 
-    def subset(self, indices: list[int]) -> "ClipSet":
+    def subset(self, indices: list[int]) -> ClipSet:
         index = torch.as_tensor(indices, dtype=torch.long)
         return ClipSet(
             video_ids=[self.video_ids[i] for i in indices],
@@ -127,7 +127,7 @@ class ClipSet:
             source=self.source,
         )
 
-    def decoded(self, workers: int = 0) -> "ClipSet":
+    def decoded(self, workers: int = 0) -> ClipSet:
         """This set with its fixed clips in memory (itself when it has them): a streamed set decodes
         one clip per video (the clip `fixed_fraction` places), by `workers` DataLoader processes.
         A video that cannot be read is left out, named in `skipped`."""
@@ -135,8 +135,11 @@ class ClipSet:
             return self
         draws = [Draw(row, fixed_fraction(video_id), row, len(self)) for row, video_id in enumerate(self.video_ids)]
         loader = torch.utils.data.DataLoader(
-            WindowClips(self.windows, self.windows.sample_rate), batch_size=ENCODE_BATCH, collate_fn=collate,
-            num_workers=workers, sampler=draws,
+            WindowClips(self.windows, self.windows.sample_rate),
+            batch_size=ENCODE_BATCH,
+            collate_fn=collate,
+            num_workers=workers,
+            sampler=draws,
         )
         batches = list(progress(loader, desc=f"decoding the fixed clips of {len(self)} videos", unit="batch"))
         rows = torch.cat([batch.rows for batch in batches]).tolist()
@@ -159,10 +162,7 @@ def read_event_times(root: Path) -> dict[str, list[float]]:
     if not manifest.is_file():
         return {}
     with open(manifest, newline="") as handle:
-        return {
-            row["video_id"]: [float(t) for t in row["event_times"].split()]
-            for row in csv.DictReader(handle)
-        }
+        return {row["video_id"]: [float(t) for t in row["event_times"].split()] for row in csv.DictReader(handle)}
 
 
 @dataclass(frozen=True)
@@ -182,10 +182,17 @@ CLIP_START_SEED = 0
 ENCODE_BATCH = 32  # clips per batch when a streamed set's fixed clips are decoded
 # A VGGSound label covers the 10 seconds from its start second.
 VGGSOUND_SECONDS = 10.0
+# Part of the decoding cache's key: bump it when the same files and settings would decode to other clips.
+DECODED_CACHE_VERSION = 6  # 6: fixed clips placed by `fixed_fraction`; files identified by size and time
 
 
 def _cache_key(
-    name: str, entries: list[VideoEntry], data: DataConfig, stamp_file: Path, windows: bool, events: dict[str, list[float]]
+    name: str,
+    entries: list[VideoEntry],
+    data: DataConfig,
+    stamp_file: Path,
+    windows: bool,
+    events: dict[str, list[float]],
 ) -> str:
     stamp = json.dumps(
         {
@@ -201,7 +208,7 @@ def _cache_key(
             "windows": windows,
             # The cached clips hold their event times: a manifest.csv added or changed later counts.
             "events": events,
-            "version": 6,  # 6: fixed clips placed by `fixed_fraction`; files identified by size and time
+            "version": DECODED_CACHE_VERSION,
         },
         sort_keys=True,
     )
@@ -238,7 +245,9 @@ def load_split(root: str | Path, split: str, data: DataConfig, cache_dir: str | 
     require_files(entries, split_file)
     events = read_event_times(root)
     name = f"{root.name}-{split}"
-    return decode_entries(name, entries, classes, data, cache_dir, split_file, events, windows=_keeps_windows(split, data))
+    return decode_entries(
+        name, entries, classes, data, cache_dir, split_file, events, windows=_keeps_windows(split, data)
+    )
 
 
 def require_files(entries: list[VideoEntry], manifest: Path) -> None:
@@ -290,7 +299,9 @@ def vggsound_clip(root: Path, youtube_id: str, start: float) -> tuple[Path, floa
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 
-def load_vggsound(root: str | Path, csv_path: str | Path, split: str, data: DataConfig, cache_dir: str | Path) -> ClipSet:
+def load_vggsound(
+    root: str | Path, csv_path: str | Path, split: str, data: DataConfig, cache_dir: str | Path
+) -> ClipSet:
     """Decode the rows of `split` in VGGSound's CSV whose clips are under `root`.
 
     A row whose clip was never downloaded is skipped and named in `skipped`, as broken files are.
@@ -312,7 +323,15 @@ def load_vggsound(root: str | Path, csv_path: str | Path, split: str, data: Data
         # A whole YouTube video is used from its labelled start for the labelled 10 s.
         entries.append(VideoEntry(video_id, label, path, offset, offset + VGGSOUND_SECONDS if offset else None))
     return decode_entries(
-        f"vggsound-{split}", entries, classes, data, cache_dir, csv_path, {}, missing, windows=_keeps_windows(split, data)
+        f"vggsound-{split}",
+        entries,
+        classes,
+        data,
+        cache_dir,
+        csv_path,
+        {},
+        missing,
+        windows=_keeps_windows(split, data),
     )
 
 
@@ -347,11 +366,15 @@ def decode_entries(
     for entry in progress(entries, desc=f"decoding {name}", unit="video"):
         try:
             if windows:
-                video = read_video(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start, entry.end)
+                video = read_video(
+                    entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start, entry.end
+                )
                 first = int(fixed_fraction(entry.video_id) * (len(video.frames) - clip_frames + 1))
                 start = video.start + first / data.fps
             else:
-                clip = read_clip(entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start)
+                clip = read_clip(
+                    entry.path, data.fps, data.clip_seconds, data.frame_size, data.sample_rate, entry.start
+                )
                 start = clip.start
         except DataError as error:
             skipped.append(str(error))
@@ -375,17 +398,26 @@ def decode_entries(
     if windows:
         video_frames = [torch.from_numpy(v.frames) for v in videos]
         video_audio = [torch.from_numpy(v.audio) for v in videos]
-        whole = VideoWindows.from_videos(video_frames, video_audio, [v.start for v in videos], clip_frames, data.fps, data.sample_rate)
+        whole = VideoWindows.from_videos(
+            video_frames, video_audio, [v.start for v in videos], clip_frames, data.fps, data.sample_rate
+        )
         fixed_frames, fixed_audio = whole.clips(torch.arange(len(videos)), torch.tensor(fixed_starts))
         frames, audio = list(fixed_frames), list(fixed_audio)
     clips = ClipSet.from_decoded(
-        ids, labels, frames, audio, event_times, classes, skipped, data.sample_rate, starts=starts, paths=paths, windows=whole
+        ids,
+        labels,
+        frames,
+        audio,
+        event_times,
+        classes,
+        skipped,
+        data.sample_rate,
+        starts=starts,
+        paths=paths,
+        windows=whole,
     )
     clips.source = key
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
-    torch.save(clips.__dict__, tmp)
-    tmp.replace(cache)
+    save_torch(cache, clips.__dict__)
     return clips
 
 
@@ -394,7 +426,9 @@ def fixed_fraction(video_id: str) -> float:
     return float(np.random.default_rng([CLIP_START_SEED, zlib.crc32(video_id.encode())]).random())
 
 
-def _streamed(entries: list[VideoEntry], classes: list[str], data: DataConfig, skipped: list[str], source: str) -> ClipSet:
+def _streamed(
+    entries: list[VideoEntry], classes: list[str], data: DataConfig, skipped: list[str], source: str
+) -> ClipSet:
     """A training split read from its files when a batch draws a clip: nothing is decoded here."""
     if not entries:
         raise DataError(f"{source}: no video to train on ({len(skipped)} skipped)")
@@ -461,8 +495,11 @@ def job_pool(data: DataConfig, benchmark: Path, cache_dir: str | Path) -> tuple[
     leaks = find_leak_matches(list(zip(pool.video_ids, pool.paths)), evaluation, Path(cache_dir) / "leakcheck")
     if not leaks:
         return pool, []
-    log.warning("leak check: %d pool video(s) hold footage of an evaluation video and are removed: %s",
-                len(leaks), ", ".join(sorted(leaks)[:10]))
+    log.warning(
+        "leak check: %d pool video(s) hold footage of an evaluation video and are removed: %s",
+        len(leaks),
+        ", ".join(sorted(leaks)[:10]),
+    )
     kept = pool.subset([i for i, video_id in enumerate(pool.video_ids) if video_id not in leaks])
     return kept, list(leaks.values())
 
@@ -496,9 +533,7 @@ def kshot_indices(clips: ClipSet, k: int | None, seed: int) -> list[int]:
         if len(members) == 0:
             continue
         if k > len(members):
-            raise DataError(
-                f"k: {k} is larger than the {len(members)} training videos of class {label!r}"
-            )
+            raise DataError(f"k: {k} is larger than the {len(members)} training videos of class {label!r}")
         order = np.random.default_rng([seed, class_index]).permutation(len(members))
         chosen.extend(int(i) for i in members[order[:k]])
     return sorted(chosen)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from asva.config.hashing import stable_hash
+from asva.files import partial_path
 
 if TYPE_CHECKING:
     from asva.data.dataset import ClipSet
@@ -51,13 +52,14 @@ def first_stage_key(first_stage: nn.Module) -> str:
     latent scale of the VAE): two jobs whose latents would differ never share a cache."""
     digest = hashlib.sha256(type(first_stage).__name__.encode())
     settings = {
-        k: v for k, v in vars(first_stage).items()
+        k: v
+        for k, v in vars(first_stage).items()
         if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str))
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for name, tensor in sorted(first_stage.state_dict().items()):
         digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()[:16]
 
 
@@ -74,18 +76,20 @@ def video_key(video_id: str, path: str) -> str:
     return f"{video_id}\t{path}"
 
 
-def row_keys(clips: ClipSet) -> list[str]:
-    paths = clips.paths or [""] * len(clips)
-    return [video_key(video_id, path) for video_id, path in zip(clips.video_ids, paths)]
+def row_videos(clips: ClipSet) -> list[tuple[str, str]]:
+    """(id, file) of each row's video, the file as an absolute path (a job may name its folder otherwise)."""
+    paths = [os.path.abspath(path) for path in clips.paths] if clips.paths else [""] * len(clips)
+    return list(zip(clips.video_ids, paths))
 
 
 class NpyAppender:
     """A .npy file of [frames, *frame_shape] written frame block by frame block, never held in memory:
-    written as `<path>.partial`, its header completed and the file renamed over `path` by `close`."""
+    written beside `path` (asva/files.py `partial_path`), its header completed and the file renamed
+    over `path` by `close`."""
 
     def __init__(self, path: Path, frame_shape: tuple[int, ...], dtype: np.dtype):
         self.path, self.frame_shape, self.dtype = path, tuple(frame_shape), np.dtype(dtype)
-        self.partial = path.with_name(f"{path.name}.partial")
+        self.partial = partial_path(path)
         self.handle = open(self.partial, "wb")
         self.handle.write(npy_header((0, *self.frame_shape), self.dtype))
         self.frames = 0
@@ -175,7 +179,7 @@ def open_cache(
         for video in index["videos"]:
             place = (shard, video["offset"], video["start"], video["frames"])
             where.setdefault(video_key(video["video_id"], video["path"]), place)
-    found = [where.get(key, (-1, 0, 0.0, 0)) for key in row_keys(clips)]
+    found = [where.get(video_key(*video), (-1, 0, 0.0, 0)) for video in row_videos(clips)]
     latents = CachedLatents(
         files=[str(folder / f"{shard_stem(shard, shards)}.npy") for shard in range(shards)],
         shard=np.array([f[0] for f in found], dtype=np.int64),

@@ -19,7 +19,6 @@ modification time, so a pool of 150K videos is decoded for this once.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -35,6 +34,7 @@ import numpy as np
 from asva.config.schema import DataConfig
 from asva.cpus import usable_cpus
 from asva.errors import DataError
+from asva.files import atomic_open, write_csv
 from asva.progress import progress
 
 log = logging.getLogger(__name__)
@@ -147,11 +147,16 @@ def cached_fingerprint(path: str | Path, step: float, cache_dir: Path | None) ->
         with np.load(cached) as stored:
             return Fingerprint(stored["times"], stored["hashes"], stored["colours"], float(stored["duration"]))
     result = fingerprint(path, step)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.npz")
-    np.savez(tmp, times=result.times, hashes=result.hashes, colours=result.colours, duration=result.duration)
-    tmp.replace(cached)  # concurrent shards may write the same entry: each write is whole
+    with atomic_open(cached, "wb") as handle:  # concurrent shards may write the same entry
+        np.savez(handle, times=result.times, hashes=result.hashes, colours=result.colours, duration=result.duration)
     return result
+
+
+def _is_cached(path: str | Path, step: float, cache_dir: Path | None) -> bool:
+    try:
+        return cache_dir is not None and _cache_file(Path(path), step, Path(cache_dir)).is_file()
+    except OSError:  # a missing file: `cached_fingerprint` reports it
+        return False
 
 
 def _fingerprint_or_error(path: str, step: float, cache_dir: Path | None) -> Fingerprint | str:
@@ -168,8 +173,9 @@ def fingerprints(
     jobs: Sequence[tuple[str | Path, float]], cache_dir: Path | None, workers: int | None
 ) -> Iterator[Fingerprint | str]:
     """Fingerprint (or the DataError message of an unreadable file) of each (path, step), in order,
-    `workers` at a time."""
-    workers = min(workers or usable_cpus(), len(jobs))
+    `workers` at a time. Cached fingerprints are read here: a pool is started only for videos to
+    decode (spawning one costs each job seconds of imports, for reading files it does not need to)."""
+    workers = min(workers or usable_cpus(), sum(not _is_cached(path, step, cache_dir) for path, step in jobs))
     with progress(desc=f"leak check: fingerprinting {len(jobs)} videos", total=len(jobs), unit="video") as bar:
         if workers <= 1:
             for path, step in jobs:
@@ -310,20 +316,22 @@ LEAK_COLUMNS = ["video_id", "path", "test_video", "test_path", "offset", "frames
 
 def leak_rows(matches: Sequence[LeakMatch]) -> list[dict[str, str]]:
     return [
-        {"video_id": m.pool_id, "path": m.pool_path, "test_video": m.test_id, "test_path": m.test_path,
-         "offset": f"{m.offset:.3f}", "frames": str(m.frames), "hamming": f"{m.hamming:.2f}"}
+        {
+            "video_id": m.pool_id,
+            "path": m.pool_path,
+            "test_video": m.test_id,
+            "test_path": m.test_path,
+            "offset": f"{m.offset:.3f}",
+            "frames": str(m.frames),
+            "hamming": f"{m.hamming:.2f}",
+        }
         for m in sorted(matches, key=lambda m: m.pool_id)
     ]
 
 
 def write_leak_removed(path: Path, matches: Sequence[LeakMatch]) -> Path:
     """leak_removed.csv: one row per removed pool video and the test video it holds (an artifact)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LEAK_COLUMNS)
-        writer.writeheader()
-        writer.writerows(leak_rows(matches))
-    tmp.replace(path)
+    write_csv(path, LEAK_COLUMNS, leak_rows(matches))
     return path
 
 

@@ -74,7 +74,9 @@ class ClipBatch:
 class StepDraws(Sampler):
     """For each step from `first_step` to `total_steps`: this rank's draws of the global batch."""
 
-    def __init__(self, num_rows: int, batch_size: int, seed: int, first_step: int, total_steps: int, data_parallel: bool):
+    def __init__(
+        self, num_rows: int, batch_size: int, seed: int, first_step: int, total_steps: int, data_parallel: bool
+    ):
         self.num_rows, self.batch_size, self.seed = num_rows, batch_size, seed
         self.first_step, self.total_steps, self.data_parallel = first_step, total_steps, data_parallel
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 
 from asva.errors import DataError
+from asva.files import atomic_path
 
 
 @dataclass
@@ -42,10 +42,7 @@ def write_video(
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if audio is not None:
         audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.partial.mp4")
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height = frames.shape[2], frames.shape[1]
         video.pix_fmt = "yuv420p"
@@ -76,7 +73,6 @@ def write_video(
                 container.mux(packet)
             for packet in audio_stream.encode():
                 container.mux(packet)
-    tmp.replace(path)  # a killed writer never leaves a truncated file under the final name
 
 
 def _layout(audio: np.ndarray) -> str:
@@ -89,13 +85,12 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write 16-bit PCM wav; `audio` is [samples] or [channels, samples] in [-1, 1]."""
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     pcm = (np.clip(audio, -1.0, 1.0) * 32767).round().astype(np.int16)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.partial.wav")
-    with av.open(str(tmp), mode="w", format="wav") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="wav") as container:
         stream = container.add_stream("pcm_s16le", rate=sample_rate)
         stream.layout = _layout(audio)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm.T.reshape(1, -1)), format="s16", layout=_layout(audio))
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(pcm.T.reshape(1, -1)), format="s16", layout=_layout(audio)
+        )
         frame.sample_rate = sample_rate
         frame.pts = 0
         frame.time_base = Fraction(1, sample_rate)
@@ -103,7 +98,6 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
             container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    tmp.replace(path)
 
 
 def audio_beside(path: Path) -> Path | None:

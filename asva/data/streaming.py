@@ -40,7 +40,7 @@ class StreamedWindows:
         """Whether a row may hold more than one clip: not known before its file is opened."""
         return True
 
-    def subset(self, rows: list[int]) -> "StreamedWindows":
+    def subset(self, rows: list[int]) -> StreamedWindows:
         return replace(
             self,
             paths=[self.paths[i] for i in rows],
@@ -57,7 +57,7 @@ class StreamedWindows:
         first, last = self._overlap(row, start_s, end_s)
         return last - first >= self.clip_seconds - 1e-6
 
-    def restrict(self, rows: list[int], spans: list[tuple[float, float]]) -> "StreamedWindows":
+    def restrict(self, rows: list[int], spans: list[tuple[float, float]]) -> StreamedWindows:
         """The given rows, each narrowed to its span (s in the file), e.g. a curated segment."""
         narrowed = self.subset(rows)
         for position, (row, (start_s, end_s)) in enumerate(zip(rows, spans)):

@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
-from asva.progress import progress as progress_counter
 
 from asva.config.schema import DataConfig, SyntheticConfig
 from asva.data.media import write_video
+from asva.files import lock
+from asva.progress import progress as progress_counter
 
 # Seconds before its sound that an anticipating object starts to move.
 ANTICIPATION_S = 0.4
@@ -35,6 +35,8 @@ ANTICIPATION_S = 0.4
 MIN_EVENT_GAP_S = 0.6
 FLASH_HOLD_S = 0.17
 FLASH_DECAY_S = 0.1
+# Part of the generated benchmark's fingerprint: bump it when the same settings would render other files.
+SYNTHETIC_CACHE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,9 @@ def synthesize_audio(
     audio = rng.normal(0, 0.005, size=samples)
     t = np.arange(int(sample_rate * min(1.0, 6 * sound_class.decay_s + 0.05))) / sample_rate
     envelope = np.exp(-t / sound_class.decay_s) * np.minimum(1.0, t / 0.002)
-    tone = sum(np.sin(2 * math.pi * f * t + rng.uniform(0, 2 * math.pi)) / (i + 1) for i, f in enumerate(sound_class.partials))
+    tone = sum(
+        np.sin(2 * math.pi * f * t + rng.uniform(0, 2 * math.pi)) / (i + 1) for i, f in enumerate(sound_class.partials)
+    )
     for event in events:
         noise = rng.normal(0, 1, size=len(t))
         strike = envelope * ((1 - sound_class.noise_mix) * tone + sound_class.noise_mix * noise)
@@ -223,7 +227,9 @@ def add_caption(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     top = int(rng.integers(height + 2, max(height + 3, size // 2)))
     out = np.ascontiguousarray(frames.copy())
     for frame in out:
-        cv2.rectangle(frame, (max(0, left - 1), top - height - 2), (min(size - 1, left + width + 1), top + 2), (0, 0, 0), -1)
+        cv2.rectangle(
+            frame, (max(0, left - 1), top - height - 2), (min(size - 1, left + width + 1), top + 2), (0, 0, 0), -1
+        )
         cv2.putText(frame, text, (left, top), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return out
 
@@ -244,7 +250,9 @@ def plan_clips(cfg: SyntheticConfig, seconds: float) -> list[ClipSpec]:
     open_rng = np.random.default_rng([cfg.seed, zlib.crc32(b"openclass")])
     for label in cfg.pool_only_classes:
         for index in range(cfg.openclass_per_class):
-            specs.append(ClipSpec(f"{label}_openclass_{index:03d}", label, "openclass", sample_event_times(open_rng, seconds)))
+            specs.append(
+                ClipSpec(f"{label}_openclass_{index:03d}", label, "openclass", sample_event_times(open_rng, seconds))
+            )
     return specs
 
 
@@ -273,7 +281,13 @@ def _render_clip(spec: ClipSpec, data: DataConfig, seed: int, labels: list[str])
 def dataset_fingerprint(data: DataConfig) -> str:
     """Everything the generated files depend on, so a changed setting regenerates them."""
     return json.dumps(
-        {"synthetic": asdict(data.synthetic), "fps": data.fps, "size": data.frame_size, "rate": data.sample_rate, "version": 4},
+        {
+            "synthetic": asdict(data.synthetic),
+            "fps": data.fps,
+            "size": data.frame_size,
+            "rate": data.sample_rate,
+            "version": SYNTHETIC_CACHE_VERSION,
+        },
         sort_keys=True,
     )
 
@@ -292,10 +306,17 @@ def _write_split_files(root: Path, specs: list[ClipSpec], splits: tuple[str, ...
         writer = csv.writer(handle)
         writer.writerow(["video_id", "label", "split", "path", "event_times", "audio_event_times", "corruption"])
         for s in specs:
-            writer.writerow([
-                s.video_id, s.label, SPLIT_FILE.get(s.split, s.split), f"videos/{s.label}/{s.video_id}.mp4",
-                " ".join(map(str, s.event_times)), " ".join(map(str, s.audio_event_times or s.event_times)), s.corruption,
-            ])
+            writer.writerow(
+                [
+                    s.video_id,
+                    s.label,
+                    SPLIT_FILE.get(s.split, s.split),
+                    f"videos/{s.label}/{s.video_id}.mp4",
+                    " ".join(map(str, s.event_times)),
+                    " ".join(map(str, s.audio_event_times or s.event_times)),
+                    s.corruption,
+                ]
+            )
 
 
 def generate(data: DataConfig, root: Path) -> Path:
@@ -306,7 +327,7 @@ def generate(data: DataConfig, root: Path) -> Path:
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):  # parallel jobs: one generates, the others wait
+    with lock(root):  # parallel jobs: one generates, the others wait
         return _generate_unlocked(data, root)
 
 

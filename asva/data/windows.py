@@ -39,7 +39,7 @@ class VideoWindows:
         clip_frames: int,
         fps: int,
         sample_rate: int,
-    ) -> "VideoWindows":
+    ) -> VideoWindows:
         """One row per video (decoded from `starts` s of its file), free to start anywhere a clip fits."""
         lengths = torch.tensor([len(f) for f in frames])
         if (lengths < clip_frames).any():
@@ -72,10 +72,10 @@ class VideoWindows:
         """Whether any row has more than one clip to draw (else every draw is the same clip)."""
         return bool((self.row_starts > 1).any())
 
-    def _with_rows(self, video: torch.Tensor, first: torch.Tensor, starts: torch.Tensor) -> "VideoWindows":
+    def _with_rows(self, video: torch.Tensor, first: torch.Tensor, starts: torch.Tensor) -> VideoWindows:
         return replace(self, row_video=video, row_first=first, row_starts=starts)  # the videos are shared
 
-    def subset(self, rows: list[int]) -> "VideoWindows":
+    def subset(self, rows: list[int]) -> VideoWindows:
         index = torch.as_tensor(rows, dtype=torch.long)
         return self._with_rows(self.row_video[index], self.row_first[index], self.row_starts[index])
 
@@ -94,7 +94,7 @@ class VideoWindows:
         first, last = self._span_starts(row, start_s, end_s)
         return last >= first
 
-    def restrict(self, rows: list[int], spans: list[tuple[float, float]]) -> "VideoWindows":
+    def restrict(self, rows: list[int], spans: list[tuple[float, float]]) -> VideoWindows:
         """The given rows, each narrowed to its span (s in the file), e.g. a curated segment.
 
         ValueError when no whole clip of a row fits in its span.
@@ -107,7 +107,9 @@ class VideoWindows:
             firsts.append(first)
             counts.append(last - first + 1)
         index = torch.as_tensor(rows, dtype=torch.long)
-        return self._with_rows(self.row_video[index], torch.tensor(firsts, dtype=torch.long), torch.tensor(counts, dtype=torch.long))
+        return self._with_rows(
+            self.row_video[index], torch.tensor(firsts, dtype=torch.long), torch.tensor(counts, dtype=torch.long)
+        )
 
     def starts_at(self, rows: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
         """The start frame (within its video) at `fractions` in [0, 1) of each row's allowed starts:

@@ -298,7 +298,7 @@ def checkpoint_payload(
 
 def load_avsyncd(path: str | Path) -> LoadedClassifier:
     """The release folder, or a file saved by sweeps/train_sync_classifier.py classifier.kind=avsyncd."""
-    from asva.training.checkpoint import load_checkpoint
+    from asva.files import load_torch
 
     path = Path(path).expanduser()
     if path.is_dir():
@@ -309,7 +309,7 @@ def load_avsyncd(path: str | Path) -> LoadedClassifier:
         return LoadedClassifier(classifier.eval(), "VGGSS", widths == RELEASE_WIDTHS)
     if not path.is_file():
         raise DataError(f"{CHECKPOINT_KEY}: {path} does not exist")
-    payload = load_checkpoint(path)
+    payload = load_torch(path)
     if payload.get("kind") != KIND:
         raise DataError(
             f"{CHECKPOINT_KEY}: {path} is not an AVSyncD classifier (a small classifier needs kind=asva_small)"

@@ -50,16 +50,26 @@ class TinyCLIP(nn.Module):
     def __init__(self, dim: int = 64, width: int = 32):
         super().__init__()
         self.vision = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, dim),
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(2 * width, dim),
         )
         self.audio = nn.Sequential(
-            nn.Conv2d(1, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, dim),
+            nn.Conv2d(1, width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(2 * width, dim),
         )
         self.words = HashedTextEncoder(dim)
         self.text = nn.Linear(dim, dim)
@@ -78,7 +88,9 @@ class TinyCLIP(nn.Module):
         count = torch.tensor(words, dtype=torch.float32, device=tokens.device)
         return F.normalize(self.text(tokens.sum(dim=1) / count[:, None]), dim=-1)
 
-    def contrastive_loss(self, fbank: torch.Tensor, frames: torch.Tensor, labels: torch.Tensor, class_captions: list[str]) -> torch.Tensor:
+    def contrastive_loss(
+        self, fbank: torch.Tensor, frames: torch.Tensor, labels: torch.Tensor, class_captions: list[str]
+    ) -> torch.Tensor:
         """InfoNCE audio <-> frame of the same clip (both ways) + frame -> caption of its class."""
         scale = self.log_scale.exp().clamp(max=100.0)
         audio, vision = self.embed_audio(fbank), self.embed_vision(frames)

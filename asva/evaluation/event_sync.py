@@ -53,7 +53,9 @@ def onset_f1(detected: list[int], truth: list[int], tolerance: int) -> float:
         return 1.0
     if not truth or not detected:
         return 0.0
-    pairs = sorted((abs(d - t), i, j) for i, d in enumerate(detected) for j, t in enumerate(truth) if abs(d - t) <= tolerance)
+    pairs = sorted(
+        (abs(d - t), i, j) for i, d in enumerate(detected) for j, t in enumerate(truth) if abs(d - t) <= tolerance
+    )
     used_d, used_t = set(), set()
     for _, i, j in pairs:
         if i not in used_d and j not in used_t:

@@ -49,11 +49,25 @@ class FIDInceptionFeatures(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.layers = nn.Sequential(
-            net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, nn.MaxPool2d(kernel_size=3, stride=2),
-            net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2),
-            net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a,
-            net.Mixed_6b, net.Mixed_6c, net.Mixed_6d, net.Mixed_6e,
-            net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, nn.AdaptiveAvgPool2d(output_size=(1, 1)),
+            net.Conv2d_1a_3x3,
+            net.Conv2d_2a_3x3,
+            net.Conv2d_2b_3x3,
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            net.Conv2d_3b_1x1,
+            net.Conv2d_4a_3x3,
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            net.Mixed_5b,
+            net.Mixed_5c,
+            net.Mixed_5d,
+            net.Mixed_6a,
+            net.Mixed_6b,
+            net.Mixed_6c,
+            net.Mixed_6d,
+            net.Mixed_6e,
+            net.Mixed_7a,
+            net.Mixed_7b,
+            net.Mixed_7c,
+            nn.AdaptiveAvgPool2d(output_size=(1, 1)),
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,9 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     """
     real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(f"frechet_distance needs two [N, D] feature sets of equal D, got {real.shape} and {fake.shape}")
+        raise ValueError(
+            f"frechet_distance needs two [N, D] feature sets of equal D, got {real.shape} and {fake.shape}"
+        )
     if len(real) < MIN_SAMPLES or len(fake) < MIN_SAMPLES:
         raise ValueError(f"frechet_distance needs at least {MIN_SAMPLES} samples per set to estimate a covariance")
     mu_r, mu_f = real.mean(axis=0), fake.mean(axis=0)

@@ -33,13 +33,15 @@ from asva.config.hashing import stable_hash
 from asva.config.schema import ExperimentConfig
 from asva.data.dataset import ClipSet
 from asva.evaluation.sampling import sample
+from asva.files import load_torch, save_torch
 from asva.models.asva_model import ASVAModel
 from asva.progress import progress
-from asva.training.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
 GENERATED_DIR = "generated"
+# Part of the generated clips' cache key: bump it when the same settings would sample other clips.
+GENERATED_CACHE_VERSION = "v2"
 SEED_STRIDE = 1_000_003  # the noise of batch b: seed * SEED_STRIDE + its stream's offset + its first clip
 # Settings that do not change a model's clips: where files live, how clips are scored, the run's
 # bookkeeping, and the training recipe (its outcome, the adapter weights, is hashed instead).
@@ -71,7 +73,7 @@ def generated_dir(
         noise_offset,
         placement.device.type,
         str(placement.compute_dtype),
-        "v2",
+        GENERATED_CACHE_VERSION,
     )
     return Path(cfg.paths.cache_dir) / GENERATED_DIR / digest
 
@@ -117,9 +119,9 @@ def generate(
             frames = sample(
                 model, clips.frames[index], features, [captions[i] for i in index], cfg.diffusion, generator, use_audio
             )
-            save_checkpoint(batch_path(folder, batch), {"frames": frames})
+            save_torch(batch_path(folder, batch), {"frames": frames})
             bar.update(1)
     distributed.barrier()  # every rank's batches are on disk
     if not world.is_main:
         return None
-    return torch.cat([load_checkpoint(batch_path(folder, b))["frames"] for b in batches]).numpy()
+    return torch.cat([load_torch(batch_path(folder, b))["frames"] for b in batches]).numpy()

@@ -39,12 +39,17 @@ from asva.evaluation.sync_classifier import (
     shift_accuracy,
     shifted_logits,
 )
-from asva.training.checkpoint import build_once
-from asva.training.components import clipset_fingerprint
+from asva.files import build_once
 from asva.tracking.store import EMBEDDED_SUFFIX, PROJECT_CLASSIFIER_SUFFIX
+from asva.training.components import clipset_fingerprint
 from asva.training.loop import LoopSpec, train_loop
 
 log = logging.getLogger(__name__)
+
+# Parts of the stand-ins' cache keys: bump one when the same settings would train another network.
+VIDEO_NET_CACHE_VERSION = "v1"
+TINY_CLIP_CACHE_VERSION = "v1"
+SYNC_CLASSIFIER_CACHE_VERSION = "v1"
 
 
 @dataclass
@@ -124,7 +129,9 @@ class ImageBindEmbedder:
 def _video_net(train: ClipSet, frames: torch.Tensor, cfg: ExperimentConfig, cache_dir: Path) -> TinyVideoClassifier:
     spec = cfg.eval.networks
     widths, size = list(spec.video_net_widths), cfg.data.frame_size
-    key = stable_hash(widths, spec.video_net_steps, spec.lr, clipset_fingerprint(train), EVAL_FPS, "v1")
+    key = stable_hash(
+        widths, spec.video_net_steps, spec.lr, clipset_fingerprint(train), EVAL_FPS, VIDEO_NET_CACHE_VERSION
+    )
     labels = train.label_indices()
 
     def build() -> dict:
@@ -132,9 +139,12 @@ def _video_net(train: ClipSet, frames: torch.Tensor, cfg: ExperimentConfig, cach
         net = TinyVideoClassifier(len(train.classes), widths, size)
         videos = preprocess(frames.numpy(), size)
         losses = train_loop(
-            net, list(net.parameters()),
+            net,
+            list(net.parameters()),
             lambda idx, gen: F.cross_entropy(net.classifier(net.pooled(videos[idx])), labels[idx]),
-            len(train), LoopSpec(lr=spec.lr, batch_size=spec.batch_size, steps=spec.video_net_steps), 0,
+            len(train),
+            LoopSpec(lr=spec.lr, batch_size=spec.batch_size, steps=spec.video_net_steps),
+            0,
             desc="I3D-shaped video classifier for fvd_embedded (trained once)",
         )
         return {"weights": net.state_dict(), "losses": losses}
@@ -146,7 +156,7 @@ def _video_net(train: ClipSet, frames: torch.Tensor, cfg: ExperimentConfig, cach
 
 def _tiny_clip(train: ClipSet, frames: torch.Tensor, cfg: ExperimentConfig, cache_dir: Path) -> TinyCLIP:
     spec = cfg.eval.networks
-    key = stable_hash(spec.embedder_steps, spec.lr, clipset_fingerprint(train), EVAL_FPS, "v1")
+    key = stable_hash(spec.embedder_steps, spec.lr, clipset_fingerprint(train), EVAL_FPS, TINY_CLIP_CACHE_VERSION)
     labels = train.label_indices()
     captions = [c.replace("_", " ") for c in train.classes]
 
@@ -159,8 +169,12 @@ def _tiny_clip(train: ClipSet, frames: torch.Tensor, cfg: ExperimentConfig, cach
             return model.contrastive_loss(train.fbank[idx], frames[idx, which], labels[idx], captions)
 
         losses = train_loop(
-            model, list(model.parameters()), loss, len(train),
-            LoopSpec(lr=spec.lr, batch_size=2 * spec.batch_size, steps=spec.embedder_steps), 0,
+            model,
+            list(model.parameters()),
+            loss,
+            len(train),
+            LoopSpec(lr=spec.lr, batch_size=2 * spec.batch_size, steps=spec.embedder_steps),
+            0,
             desc="tiny CLIP-like embedders for ia_embedded / it_embedded (trained once)",
         )
         return {"weights": model.state_dict(), "losses": losses}
@@ -181,12 +195,18 @@ def train_sync_classifier(
     classifier = SyncClassifier(shape)
 
     def loss(idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        audio, videos = windows.candidates(train.fbank[idx], frames[idx], windows.random_starts(len(idx), frames.shape[1], gen))
+        audio, videos = windows.candidates(
+            train.fbank[idx], frames[idx], windows.random_starts(len(idx), frames.shape[1], gen)
+        )
         return contrastive_loss(shifted_logits(classifier, audio, videos), windows.max_shift, sync.temperature)
 
     losses = train_loop(
-        classifier, list(classifier.parameters()), loss, len(train),
-        LoopSpec(lr=sync.lr, batch_size=sync.batch_size, steps=sync.steps), seed,
+        classifier,
+        list(classifier.parameters()),
+        loss,
+        len(train),
+        LoopSpec(lr=sync.lr, batch_size=sync.batch_size, steps=sync.steps),
+        seed,
         desc="synchronization classifier (contrastive over time shifts)",
     )
     extra: dict = {"losses": losses, "chance": 1.0 / (2 * windows.max_shift + 1)}
@@ -216,7 +236,7 @@ def _sync(train: ClipSet, cfg: ExperimentConfig, cache_dir: Path) -> tuple[nn.Mo
         return classifier, sync_suffix(real_data, False, payload.get("dataset") != "synthetic")
     # The small classifier's own settings only: the stand-in's cache outlives the other kinds' settings.
     config = {k: v for k, v in asdict(sync).items() if k not in ("checkpoint", "kind", "avsyncd")}
-    key = stable_hash(config, clipset_fingerprint(train), cfg.data.fps, "v1")
+    key = stable_hash(config, clipset_fingerprint(train), cfg.data.fps, SYNC_CLASSIFIER_CACHE_VERSION)
     payload = build_once(
         cache_dir / "eval_networks" / f"sync-{key}.pt",
         lambda: train_sync_classifier(train, None, sync, cfg.data.fps, cfg.data.name),
@@ -242,7 +262,9 @@ def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) 
         from asva.evaluation.fid import load_fid_inception
 
         if not spec.fid_inception_checkpoint:
-            raise ValueError("eval.fid=true needs eval.networks.fid_inception_checkpoint (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)")
+            raise ValueError(
+                "eval.fid=true needs eval.networks.fid_inception_checkpoint (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)"
+            )
         fid_inception = load_fid_inception(spec.fid_inception_checkpoint)
     train = train.decoded(cfg.data.num_workers)
     frames = at_eval_fps(train.frames, cfg.data.fps)
@@ -255,7 +277,9 @@ def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) 
     if spec.imagebind_checkpoint:
         from asva.models.imagebind import load_imagebind_audio, load_imagebind_vision
 
-        audio_vision = ImageBindEmbedder(load_imagebind_audio(spec.imagebind_checkpoint), load_imagebind_vision(spec.imagebind_checkpoint))
+        audio_vision = ImageBindEmbedder(
+            load_imagebind_audio(spec.imagebind_checkpoint), load_imagebind_vision(spec.imagebind_checkpoint)
+        )
         paper_ia = real_data
     text_vision, paper_it = (tiny, False) if clip is None else (clip, real_data)
     sync, suffix = _sync(train, cfg, cache_dir)

@@ -65,4 +65,6 @@ def evaluation_clips(
             events[entries[-1].video_id] = video_events.get(video_id, [])
     if not entries:
         raise DataError(f"{root}: no evaluation clip could be decoded from {split}.txt ({len(skipped)} skipped)")
-    return decode_entries(f"{root.name}-{split}-protocol{count}", entries, classes, data, cache_dir, split_file, events, skipped)
+    return decode_entries(
+        f"{root.name}-{split}-protocol{count}", entries, classes, data, cache_dir, split_file, events, skipped
+    )

@@ -39,10 +39,10 @@ from asva.evaluation.generation import generate, model_key
 from asva.evaluation.networks import evaluation_networks
 from asva.evaluation.protocol import evaluation_clips
 from asva.evaluation.scoring import log_skipped, score
+from asva.files import load_torch
 from asva.models.asva_model import ASVAModel
 from asva.tracking.runs import RunLogger, client, config_hash
 from asva.tracking.store import GROUNDTRUTH_SUFFIX
-from asva.training.checkpoint import load_checkpoint
 from asva.training.components import build_model
 from asva.training.pretrain import pretrained_adapters
 
@@ -129,8 +129,11 @@ def _sample_score_and_log(
 ) -> dict[str, float] | None:
     cache_dir = Path(experiment.paths.cache_dir)
     if not main:
-        log.info("rank %d waits for rank 0 to prepare the data (up to %s minutes: train.distributed_timeout_minutes)",
-                 distributed.current().rank, experiment.train.distributed_timeout_minutes)
+        log.info(
+            "rank %d waits for rank 0 to prepare the data (up to %s minutes: train.distributed_timeout_minutes)",
+            distributed.current().rank,
+            experiment.train.distributed_timeout_minutes,
+        )
         distributed.barrier()
     root = sources.benchmark_root(experiment.data, cache_dir)
     sources.ensure_generated(experiment.data, root)
@@ -138,7 +141,7 @@ def _sample_score_and_log(
     clips = evaluation_clips(root, "test", experiment.data, cache_dir, cfg.clips_per_video)
     if main:
         distributed.barrier()  # the data is ready: the other ranks load it
-    adapters = load_checkpoint(checkpoint)["weights"] if finetuned else None
+    adapters = load_torch(checkpoint)["weights"] if finetuned else None
     model = restore_model(experiment, adapters)
     key = model_key(experiment, model)
     generated = generate(model, clips, experiment, key, "sampling evaluation clips", regenerate=cfg.regenerate)

@@ -47,7 +47,14 @@ class R2Plus1DBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, spatial_stride: int):
         super().__init__()
-        self.spatial = nn.Conv3d(in_channels, out_channels, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1), bias=False)
+        self.spatial = nn.Conv3d(
+            in_channels,
+            out_channels,
+            (1, 3, 3),
+            stride=(1, spatial_stride, spatial_stride),
+            padding=(0, 1, 1),
+            bias=False,
+        )
         self.spatial_norm = nn.BatchNorm3d(out_channels)
         self.temporal = nn.Conv3d(out_channels, out_channels, (3, 1, 1), padding=(1, 0, 0), bias=False)
         self.temporal_norm = nn.BatchNorm3d(out_channels)
@@ -107,7 +114,9 @@ class SyncClassifier(nn.Module):
         self.audio_encoder = AudioConv2DEncoder(self.shape.audio_widths)
         self.video_encoder = VideoR2Plus1DEncoder(self.shape.video_widths)
         channels = self.audio_encoder.out_channels + self.video_encoder.out_channels
-        self.head = nn.Sequential(nn.Conv1d(channels, self.shape.head_dim, 1), nn.ReLU(), nn.Conv1d(self.shape.head_dim, 1, 1))
+        self.head = nn.Sequential(
+            nn.Conv1d(channels, self.shape.head_dim, 1), nn.ReLU(), nn.Conv1d(self.shape.head_dim, 1, 1)
+        )
 
     def forward(self, fbank: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
         visual = self.video_encoder(video)
@@ -151,7 +160,7 @@ class ShiftWindows:
     fps: int
 
     @classmethod
-    def from_seconds(cls, window_seconds: float, max_shift_seconds: float, fps: int, num_frames: int) -> "ShiftWindows":
+    def from_seconds(cls, window_seconds: float, max_shift_seconds: float, fps: int, num_frames: int) -> ShiftWindows:
         windows = cls(max(1, round(window_seconds * fps)), max(1, round(max_shift_seconds * fps)), fps)
         if windows.window_frames + 2 * windows.max_shift > num_frames:
             raise ValueError(
@@ -164,12 +173,17 @@ class ShiftWindows:
         first = int(round(start_frame * per_frame))
         return slice(first, first + int(round(self.window_frames * per_frame)))
 
-    def candidates(self, fbank: torch.Tensor, frames: torch.Tensor, audio_starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def candidates(
+        self, fbank: torch.Tensor, frames: torch.Tensor, audio_starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """For clips [B] and their audio window starts: audio [B, F_w, mel], videos [B, 2D+1, 3, W, H, W]."""
         audio, videos = [], []
         for clip, start in enumerate(audio_starts.tolist()):
             audio.append(fbank[clip, self.fbank_slice(start)])
-            shifted = [frames[clip, start + shift : start + shift + self.window_frames] for shift in range(-self.max_shift, self.max_shift + 1)]
+            shifted = [
+                frames[clip, start + shift : start + shift + self.window_frames]
+                for shift in range(-self.max_shift, self.max_shift + 1)
+            ]
             videos.append(video_tensor(torch.stack(shifted)))
         length = min(a.shape[0] for a in audio)
         return torch.stack([a[:length] for a in audio]), torch.stack(videos)
@@ -193,7 +207,9 @@ def contrastive_loss(logits: torch.Tensor, max_shift: int, temperature: float) -
 
 
 @torch.no_grad()
-def shift_accuracy(classifier: SyncClassifier, fbank: torch.Tensor, frames: torch.Tensor, windows: ShiftWindows, batch_size: int = 16) -> float:
+def shift_accuracy(
+    classifier: SyncClassifier, fbank: torch.Tensor, frames: torch.Tensor, windows: ShiftWindows, batch_size: int = 16
+) -> float:
     """Share of (clip, audio window start) pairs whose unshifted video window scores highest."""
     classifier.eval()
     starts = range(windows.max_shift, frames.shape[1] - windows.window_frames - windows.max_shift + 1)
@@ -222,12 +238,12 @@ def checkpoint_payload(classifier: SyncClassifier, windows: ShiftWindows, datase
 def load_sync_classifier(path: str | Path) -> tuple[SyncClassifier, dict]:
     """A classifier saved by sweeps/train_sync_classifier.py; returns it (eval mode) and its payload."""
     from asva.errors import DataError
-    from asva.training.checkpoint import load_checkpoint
+    from asva.files import load_torch
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"eval.networks.sync_classifier.checkpoint: {path} does not exist")
-    payload = load_checkpoint(path)
+    payload = load_torch(path)
     if payload.get("kind") == "avsyncd":
         raise DataError(f"eval.networks.sync_classifier.checkpoint: {path} holds the papers' classifier (kind=avsyncd)")
     if "shape" not in payload or "weights" not in payload:

@@ -49,7 +49,9 @@ def p_align(ia_generated_frames: np.ndarray, ia_first_frame: np.ndarray) -> np.n
     return _softmax_second(np.asarray(ia_first_frame, dtype=np.float64)[:, None], frames[:, 1:]).mean(axis=1)
 
 
-def alignsync(phi_generated: np.ndarray, phi_groundtruth: np.ndarray, ia_generated_frames: np.ndarray, ia_first_frame: np.ndarray) -> np.ndarray:
+def alignsync(
+    phi_generated: np.ndarray, phi_groundtruth: np.ndarray, ia_generated_frames: np.ndarray, ia_first_frame: np.ndarray
+) -> np.ndarray:
     """Eq. 4, rescaled to 0-100: 100 * 4 * P_Align * RelSync (RelSync here before its own rescaling)."""
     unscaled_relsync = _softmax_second(phi_groundtruth, phi_generated)
     return 100.0 * ALIGNSYNC_RESCALE * p_align(ia_generated_frames, ia_first_frame) * unscaled_relsync

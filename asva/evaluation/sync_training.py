@@ -26,8 +26,8 @@ from asva.data.dataset import load_split
 from asva.errors import ConfigError
 from asva.evaluation.avsync_training import train_avsyncd, whole_videos
 from asva.evaluation.networks import train_sync_classifier
+from asva.files import save_torch
 from asva.tracking.runs import RunLogger, flatten
-from asva.training.checkpoint import save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,11 @@ def _train_avsyncd(cfg: TrainSyncClassifierConfig, root: Path, cache_dir: Path) 
     payload = train_avsyncd(train, test, cfg.classifier.avsyncd, cfg.data.name, cfg.seed)
     a2v, v2a = payload["test_accuracy_a2v"], payload["test_accuracy_v2a"]
     metrics = {
-        "sync_test_accuracy": (a2v + v2a) / 2, "sync_test_accuracy_a2v": a2v, "sync_test_accuracy_v2a": v2a,
-        "sync_chance": payload["chance"], "num_test_videos": float(payload["num_test_videos"]),
+        "sync_test_accuracy": (a2v + v2a) / 2,
+        "sync_test_accuracy_a2v": a2v,
+        "sync_test_accuracy_v2a": v2a,
+        "sync_chance": payload["chance"],
+        "num_test_videos": float(payload["num_test_videos"]),
     }
     return payload, metrics
 
@@ -68,12 +71,19 @@ def run_sync_classifier_training(cfg: TrainSyncClassifierConfig) -> dict[str, fl
     train = _train_avsyncd if sync.kind == "avsyncd" else _train_small
     run = RunLogger.create(cfg.study, ROLE_SYNC_CLASSIFIER, f"sync classifier {sync.kind} {cfg.data.name}")
     try:
-        run.log_params({"dataset": cfg.data.name, "fps": str(cfg.data.fps), "seed": str(cfg.seed), "output": str(Path(cfg.output).resolve())})
+        run.log_params(
+            {
+                "dataset": cfg.data.name,
+                "fps": str(cfg.data.fps),
+                "seed": str(cfg.seed),
+                "output": str(Path(cfg.output).resolve()),
+            }
+        )
         run.log_params({f"cfg.classifier.{k}": v for k, v in flatten(asdict(sync)).items()})
         payload, metrics = train(cfg, root, cache_dir)
         for step, loss in enumerate(payload["losses"]):
             run.log_curve_point("train_loss", loss, step)
-        save_checkpoint(Path(cfg.output), payload)
+        save_torch(Path(cfg.output), payload)
         run.log_metrics(metrics)
     except BaseException:
         run.finish("FAILED")

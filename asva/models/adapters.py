@@ -30,7 +30,9 @@ class AudioProjections(nn.Module):
         super().__init__()
         self.taps = taps
         self.context_dim = context_dim
-        self.linears = nn.ModuleDict({f"{name}_{layer}": nn.Linear(encoder_dims[name], context_dim) for name, layer in taps})
+        self.linears = nn.ModuleDict(
+            {f"{name}_{layer}": nn.Linear(encoder_dims[name], context_dim) for name, layer in taps}
+        )
 
     def forward(self, states: dict[tuple[str, int], torch.Tensor]) -> torch.Tensor:
         return torch.cat([self.linears[f"{name}_{layer}"](states[(name, layer)]) for name, layer in self.taps], dim=1)

@@ -9,9 +9,14 @@ from torch import nn
 
 from asva.config.schema import ModelConfig
 from asva.data.audio import MEL_BINS
-from asva.models.adapters import ADAPTER_PREFIXES, AudioProjections, attach_audio_adapters, attach_dynamicrafter_audio_adapters
-from asva.models.dynamicrafter import DynamiCrafterUNet
+from asva.models.adapters import (
+    ADAPTER_PREFIXES,
+    AudioProjections,
+    attach_audio_adapters,
+    attach_dynamicrafter_audio_adapters,
+)
 from asva.models.conditioning import ConvImageEncoder, HashedTextEncoder
+from asva.models.dynamicrafter import DynamiCrafterUNet
 from asva.models.first_stage import PCAPatchAutoencoder, frames_to_unit
 from asva.models.imagebind import ImageBindAudio
 from asva.models.placement import CPU_FP32, Placement
@@ -28,8 +33,10 @@ class AudioFeatures:
     token_times: torch.Tensor
     global_tokens: torch.Tensor
 
-    def select(self, index: torch.Tensor | slice) -> "AudioFeatures":
-        return AudioFeatures({tap: value[index] for tap, value in self.states.items()}, self.token_times, self.global_tokens)
+    def select(self, index: torch.Tensor | slice) -> AudioFeatures:
+        return AudioFeatures(
+            {tap: value[index] for tap, value in self.states.items()}, self.token_times, self.global_tokens
+        )
 
 
 def global_token_flags(encoder: nn.Module, num_tokens: int) -> torch.Tensor:
@@ -57,7 +64,9 @@ class ImageToVideoBase(nn.Module):
         self.first_stage = PCAPatchAutoencoder(cfg.latent_downsample, cfg.latent_channels)
         self.text_encoder = HashedTextEncoder(cfg.context_dim)
         self.image_encoder = ConvImageEncoder(cfg.context_dim)
-        self.unet = TinyVideoUNet(self.first_stage.latent_channels, cfg.channels, list(cfg.channel_mult), cfg.heads, cfg.context_dim)
+        self.unet = TinyVideoUNet(
+            self.first_stage.latent_channels, cfg.channels, list(cfg.channel_mult), cfg.heads, cfg.context_dim
+        )
 
     def encode_video(self, frames_uint8: torch.Tensor) -> torch.Tensor:
         return self.first_stage.encode(frames_to_unit(frames_uint8))
@@ -120,7 +129,7 @@ class ASVAModel(nn.Module):
                 base.unet, cfg.heads, cfg.context_dim, cfg.frame_time_encoding
             )
 
-    def place(self, placement: Placement, gradient_checkpointing: bool = False) -> "ASVAModel":
+    def place(self, placement: Placement, gradient_checkpointing: bool = False) -> ASVAModel:
         """Move to the job's device and precision (asva/models/placement.py): under bf16-mixed the
         frozen parts in bf16, the adapters in fp32; optionally recompute the denoiser's blocks in
         the backward pass instead of keeping their activations."""
@@ -130,7 +139,7 @@ class ASVAModel(nn.Module):
         self.base.unet.gradient_checkpointing = gradient_checkpointing
         return self
 
-    def train(self, mode: bool = True) -> "ASVAModel":
+    def train(self, mode: bool = True) -> ASVAModel:
         """Only the adapters ever switch to training mode; the frozen parts stay in eval mode."""
         self.training = mode
         self.audio_projections.train(mode)
@@ -174,7 +183,9 @@ class ASVAModel(nn.Module):
         names = sorted({name for name, _ in self.taps})
         if any(self._needs_waveform(name) for name in names):
             if waveform is None:
-                raise ValueError("encode_audio: BEATs reads the waveform through its own front-end; pass waveform=clips.audio")
+                raise ValueError(
+                    "encode_audio: BEATs reads the waveform through its own front-end; pass waveform=clips.audio"
+                )
             if sample_rate != 16000:
                 import torchaudio.functional as AF
 
@@ -185,12 +196,16 @@ class ASVAModel(nn.Module):
             rows = slice(start, start + batch_size)
             with self.placement.autocast():
                 hidden = {
-                    name: self.encoders[name](to_device(waveform[rows]) if self._needs_waveform(name) else to_device(fbank[rows]))
+                    name: self.encoders[name](
+                        to_device(waveform[rows]) if self._needs_waveform(name) else to_device(fbank[rows])
+                    )
                     for name in names
                 }
             for name, layer in self.taps:
                 states[(name, layer)].append(hidden[name][layer])
-        return AudioFeatures({tap: torch.cat(chunks) for tap, chunks in states.items()}, *self._token_layout(fbank.shape[1]))
+        return AudioFeatures(
+            {tap: torch.cat(chunks) for tap, chunks in states.items()}, *self._token_layout(fbank.shape[1])
+        )
 
     @torch.no_grad()
     def null_audio(self, num_fbank_frames: int) -> AudioFeatures:
@@ -199,7 +214,9 @@ class ASVAModel(nn.Module):
         if self._null_audio is None:
             zeros = torch.zeros(1, num_fbank_frames, MEL_BINS, device=self.placement.device)
             hidden = {
-                name: self.encoders[name].null_states(num_fbank_frames) if self._needs_waveform(name) else self.encoders[name](zeros)
+                name: self.encoders[name].null_states(num_fbank_frames)
+                if self._needs_waveform(name)
+                else self.encoders[name](zeros)
                 for name in sorted({name for name, _ in self.taps})
             }
             states = {(name, layer): hidden[name][layer] for name, layer in self.taps}

@@ -23,7 +23,9 @@ class Attention(nn.Module):
         context = x if context is None else context
         return self.attend(x, self.to_k(context), self.to_v(context))
 
-    def attend(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def attend(
+        self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Queries from `x` over keys and values already projected by `to_k` and `to_v` ([B, Lk, dim]),
         for a caller that projects a context once and hands each query row its own part of it.
 

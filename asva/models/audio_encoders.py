@@ -34,7 +34,9 @@ class TinyAudioEncoder(nn.Module):
         self.max_tokens = 512
         self.pos_embed = nn.Parameter(torch.randn(1, self.max_tokens, dim) * 0.02)
         self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(dim, nhead=4, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True)
+            nn.TransformerEncoderLayer(
+                dim, nhead=4, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True
+            )
             for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(dim)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
+import torchaudio.compliance.kaldi as kaldi
 from torch import nn
 from torch.nn import functional as F
-import torchaudio.compliance.kaldi as kaldi
 
 from asva.errors import DataError
 
@@ -50,7 +50,7 @@ class BEATsConfig:
     predictor_class: int = 527
 
     @classmethod
-    def from_official(cls, cfg: dict) -> "BEATsConfig":
+    def from_official(cls, cfg: dict) -> BEATsConfig:
         """Keep the known fields; refuse options this implementation does not reproduce."""
         known = {f.name for f in fields(cls)}
         config = cls(**{k: v for k, v in cfg.items() if k in known})
@@ -64,7 +64,9 @@ class BEATsConfig:
 def waveform_fbank(waveform: torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
     """BEATs' front-end (BEATs.preprocess): [B, S] 16 kHz in [-1, 1] -> raw [B, frames, 128]."""
     banks = [
-        kaldi.fbank(w[None].float() * 2**15, num_mel_bins=128, sample_frequency=sample_rate, frame_length=25, frame_shift=10)
+        kaldi.fbank(
+            w[None].float() * 2**15, num_mel_bins=128, sample_frequency=sample_rate, frame_length=25, frame_shift=10
+        )
         for w in waveform
     ]
     return torch.stack(banks)
@@ -94,9 +96,14 @@ class SelfAttention(nn.Module):
         buckets = (relative > 0).long() * half
         distance = relative.abs()
         max_exact = half // 2
-        large = max_exact + (
-            torch.log(distance.float().clamp(min=1) / max_exact) / math.log(self.cfg.max_distance / max_exact) * (half - max_exact)
-        ).long()
+        large = (
+            max_exact
+            + (
+                torch.log(distance.float().clamp(min=1) / max_exact)
+                / math.log(self.cfg.max_distance / max_exact)
+                * (half - max_exact)
+            ).long()
+        )
         large = large.clamp(max=half - 1)
         return buckets + torch.where(distance < max_exact, distance, large)
 
@@ -180,8 +187,12 @@ class BEATs(nn.Module):
     def __init__(self, cfg: BEATsConfig = BEATsConfig()):
         super().__init__()
         self.cfg = cfg
-        self.post_extract_proj = nn.Linear(cfg.embed_dim, cfg.encoder_embed_dim) if cfg.embed_dim != cfg.encoder_embed_dim else None
-        self.patch_embedding = nn.Conv2d(1, cfg.embed_dim, cfg.input_patch_size, stride=cfg.input_patch_size, bias=cfg.conv_bias)
+        self.post_extract_proj = (
+            nn.Linear(cfg.embed_dim, cfg.encoder_embed_dim) if cfg.embed_dim != cfg.encoder_embed_dim else None
+        )
+        self.patch_embedding = nn.Conv2d(
+            1, cfg.embed_dim, cfg.input_patch_size, stride=cfg.input_patch_size, bias=cfg.conv_bias
+        )
         self.encoder = Encoder(cfg)
         self.layer_norm = nn.LayerNorm(cfg.embed_dim)
         if cfg.finetuned_model:
@@ -199,7 +210,9 @@ class BEATs(nn.Module):
         """Seconds of each token (time-major: 8 frequency patches per time step)."""
         patch = self.cfg.input_patch_size
         steps, bands = num_frames // patch, mel_bins // patch
-        centre = (torch.arange(steps, dtype=torch.float64) * patch + (patch - 1) / 2) * FRAME_SHIFT_S + FRAME_LENGTH_S / 2
+        centre = (
+            torch.arange(steps, dtype=torch.float64) * patch + (patch - 1) / 2
+        ) * FRAME_SHIFT_S + FRAME_LENGTH_S / 2
         return centre.repeat_interleave(bands)
 
     # The ASVA encoder interface: BEATs reads the waveform through its own front-end (BEATs.preprocess:
@@ -212,7 +225,9 @@ class BEATs(nn.Module):
 
     def null_states(self, num_frames: int) -> list[torch.Tensor]:
         """The null audio of guidance: an all-zero (normalised) filterbank, as for ImageBind."""
-        return self.hidden_states(torch.full((1, num_frames, 128), FBANK_MEAN, device=self.patch_embedding.weight.device))
+        return self.hidden_states(
+            torch.full((1, num_frames, 128), FBANK_MEAN, device=self.patch_embedding.weight.device)
+        )
 
     def hidden_states(self, fbank: torch.Tensor) -> list[torch.Tensor]:
         """Raw kaldi fbank [B, frames, 128] -> the tokens after every layer, [B, 96, 768] for 2 s."""
@@ -227,7 +242,9 @@ class BEATs(nn.Module):
 def load_beats(path: str | Path) -> BEATs:
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"BEATs checkpoint {path} does not exist (expected an official BEATs .pt with 'cfg' and 'model')")
+        raise DataError(
+            f"BEATs checkpoint {path} does not exist (expected an official BEATs .pt with 'cfg' and 'model')"
+        )
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(checkpoint, dict) or not {"cfg", "model"} <= set(checkpoint):
         raise DataError(f"BEATs checkpoint {path}: expected a dict with 'cfg' and 'model' entries")

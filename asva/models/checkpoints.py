@@ -35,10 +35,21 @@ PART_PREFIXES = {
 # scale_factor with scale_by_std); diffusers' schedulers compute their own.
 SCHEDULE_BUFFERS = frozenset(
     {
-        "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
-        "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
-        "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
-        "scale_arr", "scale_factor", "logvar",
+        "betas",
+        "alphas_cumprod",
+        "alphas_cumprod_prev",
+        "sqrt_alphas_cumprod",
+        "sqrt_one_minus_alphas_cumprod",
+        "log_one_minus_alphas_cumprod",
+        "sqrt_recip_alphas_cumprod",
+        "sqrt_recipm1_alphas_cumprod",
+        "posterior_variance",
+        "posterior_log_variance_clipped",
+        "posterior_mean_coef1",
+        "posterior_mean_coef2",
+        "scale_arr",
+        "scale_factor",
+        "logvar",
     }
 )
 
@@ -107,4 +118,6 @@ def load_parts(state: dict[str, torch.Tensor], modules: dict[str, nn.Module]) ->
         try:
             module.load_state_dict(part, strict=True, assign=True)
         except RuntimeError as error:
-            raise DataError(f"DynamiCrafter checkpoint, part {name!r}: {str(error).splitlines()[0]} {str(error)[:600]}") from None
+            raise DataError(
+                f"DynamiCrafter checkpoint, part {name!r}: {str(error).splitlines()[0]} {str(error)[:600]}"
+            ) from None

@@ -37,7 +37,11 @@ def sampling_scheduler(cfg: DiffusionConfig) -> DDIMScheduler:
 
 
 def ddim_step(
-    scheduler: DDIMScheduler, prediction: torch.Tensor, timestep: torch.Tensor, latents: torch.Tensor, eta: float,
+    scheduler: DDIMScheduler,
+    prediction: torch.Tensor,
+    timestep: torch.Tensor,
+    latents: torch.Tensor,
+    eta: float,
     generator: torch.Generator,
 ) -> torch.Tensor:
     """One DDIM update (diffusion.ddim_eta). With eta > 0 DDIM adds fresh noise at every step (eta = 1:
@@ -50,7 +54,11 @@ def ddim_step(
 
 
 def noised_batch(
-    scheduler: DDPMScheduler, latents: torch.Tensor, generator: torch.Generator, rows: slice | None = None, batch_size: int | None = None
+    scheduler: DDPMScheduler,
+    latents: torch.Tensor,
+    generator: torch.Generator,
+    rows: slice | None = None,
+    batch_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(noisy latents, timesteps, the target the denoiser must predict).
 
@@ -70,7 +78,9 @@ def noised_batch(
     return noisy, timesteps, noise
 
 
-def drop_masks(batch: int, probability: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def drop_masks(
+    batch: int, probability: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Independent image / text / audio dropout flags for classifier-free guidance training."""
     flags = torch.rand(3, batch, generator=generator) < probability
     return flags[0], flags[1], flags[2]

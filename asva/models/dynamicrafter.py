@@ -146,7 +146,9 @@ class FeedForward(nn.Module):
 
 
 class BasicTransformerBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int | None, dropout: float = 0.0, **image_kwargs):
+    def __init__(
+        self, dim: int, heads: int, dim_head: int, context_dim: int | None, dropout: float = 0.0, **image_kwargs
+    ):
         super().__init__()
         self.attn1 = CrossAttention(dim, None, heads, dim_head, dropout)
         self.ff = FeedForward(dim, dropout)
@@ -171,7 +173,11 @@ class SpatialTransformer(nn.Module):
         self.proj_in = nn.Linear(channels, inner)
         self.transformer_blocks = nn.ModuleList(
             BasicTransformerBlock(
-                inner, heads, dim_head, spec.context_dim, dropout,
+                inner,
+                heads,
+                dim_head,
+                spec.context_dim,
+                dropout,
                 image_cross_attention=spec.image_cross_attention,
                 image_cross_attention_scale_learnable=spec.image_cross_attention_scale_learnable,
             )
@@ -247,10 +253,15 @@ class ResBlock(nn.Module):
     def __init__(self, channels: int, emb_channels: int, out_channels: int, spec: UNetSpec, dropout: float):
         super().__init__()
         groups = spec.norm_groups
-        self.in_layers = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(
+            nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
         self.out_layers = nn.Sequential(
-            nn.GroupNorm(groups, out_channels), nn.SiLU(), nn.Dropout(dropout), _zero(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+            nn.GroupNorm(groups, out_channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            _zero(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
         )
         self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
         self.temporal_conv = TemporalConvBlock(out_channels, groups)
@@ -347,7 +358,9 @@ class DynamiCrafterUNet(nn.Module):
                     layers.append(Upsample(ch))
                     ds //= 2
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
-        self.out = nn.Sequential(nn.GroupNorm(spec.norm_groups, ch), nn.SiLU(), _zero(nn.Conv2d(mc, spec.out_channels, 3, padding=1)))
+        self.out = nn.Sequential(
+            nn.GroupNorm(spec.norm_groups, ch), nn.SiLU(), _zero(nn.Conv2d(mc, spec.out_channels, 3, padding=1))
+        )
 
     def temporal_transformers(self) -> list[TemporalTransformer]:
         """The temporal attentions of the UNet's levels, in forward order (init_attn excluded)."""
@@ -389,7 +402,9 @@ class DynamiCrafterUNet(nn.Module):
             skips.append(h)
         h = run_block(self.middle_block, h, emb, context, frames, audio, checkpointed=checkpointed)
         for block in self.output_blocks:
-            h = run_block(block, torch.cat([h, skips.pop()], dim=1), emb, context, frames, audio, checkpointed=checkpointed)
+            h = run_block(
+                block, torch.cat([h, skips.pop()], dim=1), emb, context, frames, audio, checkpointed=checkpointed
+            )
         return self.out(h).unflatten(0, (batch, frames)).transpose(1, 2)
 
 
@@ -429,7 +444,10 @@ class Resampler(nn.Module):
                 [
                     PerceiverAttention(spec.dim, spec.dim_head, spec.heads),
                     nn.Sequential(
-                        nn.LayerNorm(spec.dim), nn.Linear(spec.dim, inner, bias=False), nn.GELU(), nn.Linear(inner, spec.dim, bias=False)
+                        nn.LayerNorm(spec.dim),
+                        nn.Linear(spec.dim, inner, bias=False),
+                        nn.GELU(),
+                        nn.Linear(inner, spec.dim, bias=False),
                     ),
                 ]
             )

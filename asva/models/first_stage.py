@@ -50,7 +50,10 @@ class PCAPatchAutoencoder(nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """[B, C, T, h, w] -> [B, T, 3, H, W]."""
         batch, _, time, h, w = latents.shape
-        patches = latents.permute(0, 2, 3, 4, 1).reshape(-1, self.latent_channels) * self.scale @ self.components.T + self.mean
+        patches = (
+            latents.permute(0, 2, 3, 4, 1).reshape(-1, self.latent_channels) * self.scale @ self.components.T
+            + self.mean
+        )
         images = F.pixel_shuffle(patches.reshape(batch * time, h, w, -1).permute(0, 3, 1, 2), self.factor)
         return images.unflatten(0, (batch, time))
 

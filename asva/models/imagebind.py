@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torchaudio.compliance.kaldi as kaldi
 from torch import nn
 from torch.nn import functional as F
-import torchaudio.compliance.kaldi as kaldi
 
 from asva.errors import DataError
 
@@ -142,15 +142,24 @@ def waveform_fbank(waveform: torch.Tensor, sample_rate: int = 16000) -> torch.Te
     """ImageBind's front-end (imagebind/data.py waveform2melspec): [B, S] 16 kHz -> raw [B, frames, 128]."""
     banks = [
         kaldi.fbank(
-            (w - w.mean())[None].float(), htk_compat=True, sample_frequency=sample_rate, use_energy=False,
-            window_type="hanning", num_mel_bins=128, dither=0.0, frame_length=25, frame_shift=10,
+            (w - w.mean())[None].float(),
+            htk_compat=True,
+            sample_frequency=sample_rate,
+            use_energy=False,
+            window_type="hanning",
+            num_mel_bins=128,
+            dither=0.0,
+            frame_length=25,
+            frame_shift=10,
         )
         for w in waveform
     ]
     return torch.stack(banks)
 
 
-def fbank_patch_layout(spec_frames: int = TARGET_FRAMES, mel_bins: int = 128, kernel: int = 16, stride: int = 10) -> tuple[int, int]:
+def fbank_patch_layout(
+    spec_frames: int = TARGET_FRAMES, mel_bins: int = 128, kernel: int = 16, stride: int = 10
+) -> tuple[int, int]:
     return (mel_bins - kernel) // stride + 1, (spec_frames - kernel) // stride + 1
 
 
@@ -191,7 +200,8 @@ class ImageBindAudio(nn.Module):
     def forward(self, project_fbank: torch.Tensor) -> list[torch.Tensor]:
         """The ASVA encoder interface: the project's filterbank (`asva.data.audio.fbank`, ImageBind's own
         front-end normalised as (x - mean) / (2 std)) -> the tokens after each block."""
-        from asva.data.audio import FBANK_MEAN as PROJECT_MEAN, FBANK_STD as PROJECT_STD
+        from asva.data.audio import FBANK_MEAN as PROJECT_MEAN
+        from asva.data.audio import FBANK_STD as PROJECT_STD
 
         return self.hidden_states(project_fbank * (2 * PROJECT_STD) + PROJECT_MEAN)
 
@@ -202,7 +212,9 @@ class ImageBindAudio(nn.Module):
         first_frame = torch.arange(time, dtype=torch.float64) * self.stride
         centre = (first_frame + (self.kernel - 1) / 2) * FRAME_SHIFT_S + FRAME_LENGTH_S / 2
         patches = centre.repeat(freq)
-        clip_centre = torch.tensor([(self.target_frames - 1) / 2 * FRAME_SHIFT_S + FRAME_LENGTH_S / 2], dtype=torch.float64)
+        clip_centre = torch.tensor(
+            [(self.target_frames - 1) / 2 * FRAME_SHIFT_S + FRAME_LENGTH_S / 2], dtype=torch.float64
+        )
         return torch.cat([clip_centre, patches])
 
     def hidden_states(self, fbank: torch.Tensor) -> list[torch.Tensor]:
@@ -226,7 +238,9 @@ class ImageBindVision(nn.Module):
         super().__init__()
         self.spec = spec
         self.image_size = image_size
-        proj = nn.Sequential(PadIm2Video(), nn.Conv3d(3, spec.dim, (2, patch, patch), stride=(2, patch, patch), bias=False))
+        proj = nn.Sequential(
+            PadIm2Video(), nn.Conv3d(3, spec.dim, (2, patch, patch), stride=(2, patch, patch), bias=False)
+        )
         self.preprocessor = Preprocessor(PatchStem(proj, None), (image_size // patch) ** 2, spec.dim)
         self.trunk = Trunk(spec, add_bias_kv=False, pre_norm=True)
         self.head = Head(spec.dim, spec.out_dim)
@@ -298,7 +312,9 @@ def load_imagebind_audio(path: str | Path, spec: TrunkSpec = AUDIO_HUGE) -> Imag
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise DataError(f"ImageBind checkpoint {path} does not fit the audio trunk {spec}: {str(error)[:600]}") from None
+        raise DataError(
+            f"ImageBind checkpoint {path} does not fit the audio trunk {spec}: {str(error)[:600]}"
+        ) from None
     return model.eval()
 
 

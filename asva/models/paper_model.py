@@ -89,14 +89,32 @@ class PaperWidth:
 PAPER_WIDTHS = {
     "full": PaperWidth(),
     "tiny": PaperWidth(
-        unet=dict(model_channels=32, channel_mult=(1, 2), attention_resolutions=(2, 1), num_head_channels=16,
-                  context_dim=32, image_tokens_per_frame=2),
-        resampler=ResamplerSpec(dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=32, output_dim=32,
-                                ff_mult=2, video_length=4),
+        unet=dict(
+            model_channels=32,
+            channel_mult=(1, 2),
+            attention_resolutions=(2, 1),
+            num_head_channels=16,
+            context_dim=32,
+            image_tokens_per_frame=2,
+        ),
+        resampler=ResamplerSpec(
+            dim=32,
+            depth=2,
+            dim_head=8,
+            heads=4,
+            num_queries=2,
+            embedding_dim=32,
+            output_dim=32,
+            ff_mult=2,
+            video_length=4,
+        ),
         vae_channels=(32, 32),
         vae_layers=1,
-        clip=dict(embed_dim=16, vision=dict(layers=2, width=32, head_width=16, patch_size=14, image_size=28),
-                  text=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=2)),
+        clip=dict(
+            embed_dim=16,
+            vision=dict(layers=2, width=32, head_width=16, patch_size=14, image_size=28),
+            text=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=2),
+        ),
     ),
 }
 
@@ -132,7 +150,9 @@ def _clip(width: str) -> nn.Module:
     if settings is None:
         return open_clip.create_model(OPEN_CLIP_ARCH, pretrained=None, device=torch.empty(0).device)
     return open_clip.model.CLIP(
-        embed_dim=settings["embed_dim"], vision_cfg=CLIPVisionCfg(**settings["vision"]), text_cfg=CLIPTextCfg(**settings["text"])
+        embed_dim=settings["embed_dim"],
+        vision_cfg=CLIPVisionCfg(**settings["vision"]),
+        text_cfg=CLIPTextCfg(**settings["text"]),
     )
 
 
@@ -162,7 +182,9 @@ def build_adapters(spec: PaperModelSpec, unet: DynamiCrafterUNet, encoder_dims: 
     return nn.ModuleDict(
         {
             "audio_projections": AudioProjections(spec.taps, encoder_dims, spec.context_dim),
-            "audio_cross_attn": attach_dynamicrafter_audio_adapters(unet, spec.context_dim, spec.unet.num_head_channels),
+            "audio_cross_attn": attach_dynamicrafter_audio_adapters(
+                unet, spec.context_dim, spec.unet.num_head_channels
+            ),
         }
     )
 
@@ -260,8 +282,15 @@ class DynamiCrafterBase(nn.Module):
     dropped image is the image encoder's tokens of an all-zero image, as lvdm's sampler builds them.
     """
 
-    def __init__(self, unet: DynamiCrafterUNet, first_stage: LatentCodec, text: OpenCLIPText, image: OpenCLIPImage,
-                 image_proj: Resampler, frame_stride: int):
+    def __init__(
+        self,
+        unet: DynamiCrafterUNet,
+        first_stage: LatentCodec,
+        text: OpenCLIPText,
+        image: OpenCLIPImage,
+        image_proj: Resampler,
+        frame_stride: int,
+    ):
         super().__init__()
         self.unet = unet
         self.first_stage = first_stage
@@ -275,7 +304,9 @@ class DynamiCrafterBase(nn.Module):
 
         return self.first_stage.encode(frames_to_unit(frames_uint8))
 
-    def conditions(self, frames_uint8: torch.Tensor, captions: list[str], drop_image: torch.Tensor, drop_text: torch.Tensor):
+    def conditions(
+        self, frames_uint8: torch.Tensor, captions: list[str], drop_image: torch.Tensor, drop_text: torch.Tensor
+    ):
         from asva.models.asva_model import Conditions
         from asva.models.first_stage import frames_to_unit
 
@@ -292,7 +323,9 @@ class DynamiCrafterBase(nn.Module):
         return self.unet(x, timesteps, cond.context, fs=fs, audio=cond.audio)
 
 
-def build_dynamicrafter_base(variant: str, frame_stride: int | None = None, width: str = "full") -> tuple[DynamiCrafterBase, dict[str, nn.Module]]:
+def build_dynamicrafter_base(
+    variant: str, frame_stride: int | None = None, width: str = "full"
+) -> tuple[DynamiCrafterBase, dict[str, nn.Module]]:
     """The DynamiCrafter base with random weights, and its parts by their checkpoint prefixes."""
     settings = VARIANTS[variant]
     text, image = open_clip_text_and_image(width)
@@ -322,7 +355,9 @@ def load_dynamicrafter_base(
     from asva.models.checkpoints import load_parts, read_lightning_state
 
     if not checkpoint:
-        raise DataError("model.base_checkpoint: the paper model needs DynamiCrafter's official model.ckpt (nothing is downloaded)")
+        raise DataError(
+            "model.base_checkpoint: the paper model needs DynamiCrafter's official model.ckpt (nothing is downloaded)"
+        )
     state = read_lightning_state(checkpoint)  # a missing or wrong file fails before 2B parameters are built
     base, parts = build_dynamicrafter_base(variant, frame_stride, width)
     load_parts(state, parts)

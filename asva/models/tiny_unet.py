@@ -85,7 +85,9 @@ class ResBlock(nn.Module):
         self.temb = nn.Linear(temb_dim, out_ch)
         self.out_layers = nn.Sequential(_norm(out_ch), nn.SiLU(), nn.Conv2d(out_ch, out_ch, 3, padding=1))
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
-        self.temporal_conv = nn.Sequential(_norm(out_ch), nn.SiLU(), nn.Conv3d(out_ch, out_ch, (3, 1, 1), padding=(1, 0, 0)))
+        self.temporal_conv = nn.Sequential(
+            _norm(out_ch), nn.SiLU(), nn.Conv3d(out_ch, out_ch, (3, 1, 1), padding=(1, 0, 0))
+        )
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, frames: int) -> torch.Tensor:
         """x [B*T, C, H, W], temb [B*T, E]."""

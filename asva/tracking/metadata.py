@@ -83,7 +83,7 @@ def package_versions() -> dict[str, str]:
 
 
 def gpu_description() -> str:
-    """"cpu", or the visible GPUs' names with their count, e.g. "NVIDIA A100-SXM4-80GB x4"."""
+    """ "cpu", or the visible GPUs' names with their count, e.g. "NVIDIA A100-SXM4-80GB x4"."""
     import torch
 
     if not torch.cuda.is_available():

@@ -18,7 +18,17 @@ from mlflow.tracking import MlflowClient
 
 from asva.config.hashing import stable_hash
 from asva.tracking import metadata
-from asva.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, PARENT_TAG, ROLE_TAG, STUDY_TAG, artifact_root, prepare_store, retry_when_busy, tracking_uri
+from asva.tracking.store import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    PARENT_TAG,
+    ROLE_TAG,
+    STUDY_TAG,
+    artifact_root,
+    prepare_store,
+    retry_when_busy,
+    tracking_uri,
+)
 
 MAX_PARAMS_PER_BATCH = 100
 METRIC_FLUSH_EVERY = 25
@@ -56,7 +66,9 @@ def experiment_id(name: str) -> str:
         if tracking_uri().startswith("sqlite:"):
             location = (artifact_root() / name).resolve().as_uri()
         try:
-            return mlflow_client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            return mlflow_client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
             experiment = mlflow_client.get_experiment_by_name(name)
     if EXPERIMENT_KIND_TAG not in experiment.tags:
@@ -88,7 +100,9 @@ class RunLogger:
         self._pending: list[Metric] = []
 
     @classmethod
-    def create(cls, study: str, role: str, name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> "RunLogger":
+    def create(
+        cls, study: str, role: str, name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None
+    ) -> RunLogger:
         all_tags = {STUDY_TAG: study, ROLE_TAG: role, **(tags or {})}
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id

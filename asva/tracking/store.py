@@ -116,11 +116,12 @@ def prepare_store(uri: str | None = None) -> str:
         return uri
     path = sqlite_path(uri)
     if path is not None:
-        from filelock import FileLock
         from mlflow.tracking import MlflowClient
 
+        from asva.files import lock
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{path}.lock", timeout=SCHEMA_LOCK_TIMEOUT_S):
+        with lock(path, timeout=SCHEMA_LOCK_TIMEOUT_S):
             # Opening the store creates the tables when they are missing; under the lock only one
             # process ever does, and the others find them complete.
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)

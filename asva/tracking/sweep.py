@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from asva.config.hashing import stable_hash
+from asva.files import write_text
 from asva.tracking.runs import RunLogger, client, experiment_id
 from asva.tracking.store import ROLE_SWEEP, ROLE_TAG, SWEEP_TAG
 
@@ -59,7 +60,7 @@ class MLflowSweepCallback(Callback):
                 name=f"{config.study} sweep {sweep_dir.name}",
                 tags={SWEEP_TAG: str(sweep_dir.resolve()), "asva.overrides": overrides, SWEEP_KEY_TAG: key},
             )
-        (sweep_dir / PARENT_RUN_FILE).write_text(parent.run_id)
+        write_text(sweep_dir / PARENT_RUN_FILE, parent.run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         marker = Path(config.hydra.sweep.dir) / PARENT_RUN_FILE

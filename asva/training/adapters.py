@@ -47,6 +47,7 @@ class StageClips:
             fallback = "" if self.cached else "; the first stage encodes every batch"
             log.info("%d training videos: %s%s", len(clips), note, fallback)
         else:
+            log.info("%d training videos, one clip each: the first stage encodes them once, up front", len(clips))
             if clips.windows is not None:  # the only clip of each row (a curated span may have moved it)
                 rows = torch.arange(len(clips))
                 frames, audio = clips.windows.clips(rows, clips.windows.row_first)
@@ -67,7 +68,9 @@ class StageClips:
                 return (collate([{"draw": draw} for draw in step_draws]) for step_draws in draws)
             pin = self.placement.device.type == "cuda"
             data, cached = self.data, self.cached
-            return clip_loader(self.windows, data.sample_rate, draws, data.num_workers, data.prefetch_factor, pin, cached)
+            return clip_loader(
+                self.windows, data.sample_rate, draws, data.num_workers, data.prefetch_factor, pin, cached
+            )
 
         return steps
 
@@ -151,8 +154,15 @@ def train_adapter_stage(
         model.adapter_parameters(),
         adapter_loss(model, source, diffusion, data_parallel),
         len(clips),
-        LoopSpec(stage.lr, stage.batch_size, stage.steps, stage.epochs, stage.checkpoint_every, stage.lr_warmup_steps,
-                 stage.checkpoint_minutes),
+        LoopSpec(
+            stage.lr,
+            stage.batch_size,
+            stage.steps,
+            stage.epochs,
+            stage.checkpoint_every,
+            stage.lr_warmup_steps,
+            stage.checkpoint_minutes,
+        ),
         seed,
         desc=desc,
         checkpoint_path=checkpoint_path,

@@ -19,17 +19,20 @@ from asva.config.schema import AudioEncoderConfig, DiffusionConfig, ExperimentCo
 from asva.config.validate import parse_audio_layers
 from asva.data.dataset import ClipSet
 from asva.errors import ConfigError, DataError
+from asva.files import build_once, load_torch
 from asva.models.asva_model import ASVAModel, ImageToVideoBase
 from asva.models.audio_encoders import TinyAudioEncoder
+from asva.models.diffusion import drop_masks, noised_batch, training_scheduler
 from asva.models.first_stage import frames_to_unit
 from asva.models.placement import resolve as resolve_placement
-from asva.models.diffusion import drop_masks, noised_batch, training_scheduler
-from asva.training.checkpoint import build_once, load_checkpoint
 from asva.training.loop import LoopSpec, train_loop
 
 log = logging.getLogger(__name__)
 
 ENCODER_BATCH = 32
+# Parts of the cache keys of the trained-once parts: bump one when the same settings would train another.
+ENCODER_CACHE_VERSION = "v1"
+BASE_CACHE_VERSION = "v1"
 
 
 def clipset_fingerprint(clips: ClipSet) -> str:
@@ -51,7 +54,7 @@ def captions(clips: ClipSet, indices: torch.Tensor | list[int]) -> list[str]:
 def _load_weights(path: str, what: str) -> dict:
     if not Path(path).is_file():
         raise DataError(f"{what}: checkpoint {path} does not exist")
-    return load_checkpoint(Path(path))["weights"]
+    return load_torch(path)["weights"]
 
 
 def pretrained_audio_encoder(name: str, cfg: AudioEncoderConfig) -> torch.nn.Module:
@@ -79,7 +82,9 @@ def pretrained_audio_encoder(name: str, cfg: AudioEncoderConfig) -> torch.nn.Mod
     return encoder.requires_grad_(False).eval()
 
 
-def audio_encoder(name: str, cfg: AudioEncoderConfig, pool: ClipSet | None, cache_dir: Path, seed: int = 0) -> torch.nn.Module:
+def audio_encoder(
+    name: str, cfg: AudioEncoderConfig, pool: ClipSet | None, cache_dir: Path, seed: int = 0
+) -> torch.nn.Module:
     """Encoder `name` ("a" or "b"): ImageBind / BEATs from their files, or the stand-in trained once
     on the pool's audio with its pretext task."""
     if not cfg.kind.startswith("tiny_"):
@@ -89,7 +94,8 @@ def audio_encoder(name: str, cfg: AudioEncoderConfig, pool: ClipSet | None, cach
         encoder.load_state_dict(_load_weights(cfg.checkpoint, f"audio.encoder_{name}.checkpoint"))
         return encoder.eval()
     config = {k: v for k, v in asdict(cfg).items() if k != "checkpoint"}
-    path = cache_dir / "encoders" / f"{cfg.kind}-{stable_hash(config, clipset_fingerprint(pool), seed, 'v1')}.pt"
+    key = stable_hash(config, clipset_fingerprint(pool), seed, ENCODER_CACHE_VERSION)
+    path = cache_dir / "encoders" / f"{cfg.kind}-{key}.pt"
 
     def build() -> dict:
         clips = pool.decoded()
@@ -137,7 +143,9 @@ def base_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path) -> 
         base.load_state_dict(_load_weights(model_cfg.base_checkpoint, "model.base_checkpoint"))
         return base.eval()
     config = {k: v for k, v in asdict(model_cfg).items() if k != "base_checkpoint"}
-    key = stable_hash(config, schedule_fields(cfg.diffusion), cfg.diffusion.cond_drop, clipset_fingerprint(pool), "v1")
+    key = stable_hash(
+        config, schedule_fields(cfg.diffusion), cfg.diffusion.cond_drop, clipset_fingerprint(pool), BASE_CACHE_VERSION
+    )
     path = cache_dir / "base" / f"tiny-{key}.pt"
 
     def build() -> dict:
@@ -194,7 +202,9 @@ def build_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path, fb
     if pool is None and frozen_parts_need_pool(cfg):
         raise DataError("data.pool_root: the frozen stand-in parts train on a pretraining pool; none is configured")
     encoders = {name: audio_encoder(name, encoder, pool, cache_dir) for name, encoder in tapped_encoders(cfg).items()}
-    model = ASVAModel(base_model(cfg, pool, cache_dir), encoders, taps(cfg), cfg.window_radius, cfg.data.fps, cfg.model, fbank_frames)
+    model = ASVAModel(
+        base_model(cfg, pool, cache_dir), encoders, taps(cfg), cfg.window_radius, cfg.data.fps, cfg.model, fbank_frames
+    )
     model.reset_adapters(cfg.seed)
     placement = resolve_placement(cfg.train.device, cfg.train.precision)
     log.info("model on %s (%s)", placement.device, "bf16-mixed" if placement.mixed else "fp32")

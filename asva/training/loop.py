@@ -26,8 +26,8 @@ import torch
 from asva import distributed
 from asva.data.loader import batch_indices
 from asva.errors import DataError
+from asva.files import load_torch, save_torch
 from asva.progress import progress as progress_counter
-from asva.training.checkpoint import load_checkpoint, save_checkpoint
 from asva.training.preemption import SignalsHeldUntilStepEnd
 
 BatchLoss = Callable[[Any, torch.Generator], torch.Tensor]
@@ -68,7 +68,7 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 def read_checkpoint_metadata(path: Path) -> dict[str, Any]:
     """The metadata a training checkpoint was saved with ({} when there is no checkpoint)."""
-    return load_checkpoint(path).get("metadata", {}) if path.exists() else {}
+    return load_torch(path).get("metadata", {}) if path.exists() else {}
 
 
 def train_loop(
@@ -112,7 +112,7 @@ def train_loop(
     start = 0
     saved_step = None  # the step of the checkpoint on disk
     if checkpoint_path is not None and checkpoint_path.exists():
-        saved = load_checkpoint(checkpoint_path)
+        saved = load_torch(checkpoint_path)
         expected = sampler_position(saved["step"], num_examples, spec.batch_size)
         if saved["sampler"] != expected:
             raise DataError(
@@ -133,7 +133,7 @@ def train_loop(
         saved_step = step
         if on_checkpoint is not None:
             on_checkpoint(step)
-        save_checkpoint(
+        save_torch(
             checkpoint_path,
             {
                 "weights": state_dict(),
@@ -171,7 +171,9 @@ def train_loop(
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
             if on_step is not None and world.is_main:
                 on_step(step, losses[-1])
-            overdue = spec.checkpoint_minutes is not None and time.monotonic() - last_saved >= 60 * spec.checkpoint_minutes
+            overdue = (
+                spec.checkpoint_minutes is not None and time.monotonic() - last_saved >= 60 * spec.checkpoint_minutes
+            )
             if (step + 1) % spec.checkpoint_every == 0 or overdue or stop_signals.pending:
                 save(step + 1)
                 last_saved = time.monotonic()

@@ -39,7 +39,10 @@ class SignalsHeldUntilStepEnd:
         self.previous = {}
 
     def _hold(self, signum: int, frame: FrameType | None) -> None:
-        log.warning("%s received: the job saves a checkpoint at the end of this step, then acts on it", signal.Signals(signum).name)
+        log.warning(
+            "%s received: the job saves a checkpoint at the end of this step, then acts on it",
+            signal.Signals(signum).name,
+        )
         self.pending.append(signum)
 
     def deliver(self) -> None:

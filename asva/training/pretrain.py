@@ -22,19 +22,21 @@ from typing import Callable
 import torch
 
 from asva import distributed
+from asva.config.hashing import stable_hash
 from asva.config.schema import ExperimentConfig
 from asva.data import curation
 from asva.data.dataset import ClipSet, VideoEntry, concatenate, decode_entries
+from asva.errors import DataError
+from asva.files import build_once, load_torch
 from asva.models.asva_model import ASVAModel
 from asva.training.adapters import train_adapter_stage
-from asva.training.checkpoint import build_once, load_checkpoint
-from asva.config.hashing import stable_hash
-from asva.errors import DataError
 from asva.training.components import clipset_fingerprint
 
 log = logging.getLogger(__name__)
 
 PRETRAIN_SEED = 0
+# Part of stage 1's cache key: bump it when the same settings would train other adapters.
+PRETRAIN_CACHE_VERSION = "v3"  # v3: clips re-drawn at every step
 
 
 def filter_settings(cfg: ExperimentConfig) -> dict | None:
@@ -56,7 +58,7 @@ def pretrain_key(cfg: ExperimentConfig, pool: ClipSet) -> str:
         asdict(cfg.diffusion),
         cfg.data.fps,
         clipset_fingerprint(pool),
-        "v3",  # v3: clips re-drawn at every step
+        PRETRAIN_CACHE_VERSION,
     )
 
 
@@ -116,7 +118,7 @@ def pretrained_adapters(
     log.info("rank %d waits for rank 0 to look up stage 1 %s (and curate the pool if it trains it)", world.rank, key)
     if distributed.broadcast_from_main(None):
         return key, train(*curated_pool(cfg, pool, cache_dir))["weights"]  # the curation rank 0 cached
-    return key, load_checkpoint(folder / "adapters.pt")["weights"]
+    return key, load_torch(folder / "adapters.pt")["weights"]
 
 
 def curated_pool(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> tuple[ClipSet, dict[str, str]]:
@@ -130,14 +132,22 @@ def curated_pool(cfg: ExperimentConfig, pool: ClipSet, cache_dir: Path) -> tuple
     if not pool.paths:
         raise ValueError("the pool was decoded without its file paths; clear paths.cache_dir/decoded")
     filters = cfg.curation_filters
-    folder = cache_dir / "curation" / stable_hash(filter_settings(cfg), pool.video_ids, pool.paths, clipset_fingerprint(pool))
+    folder = (
+        cache_dir
+        / "curation"
+        / stable_hash(filter_settings(cfg), pool.video_ids, pool.paths, clipset_fingerprint(pool))
+    )
     videos = [curation.Video(vid, label, path) for vid, label, path in zip(pool.video_ids, pool.labels, pool.paths)]
     verdicts = curation.run_filters(videos, filters, folder)
-    kept, rejected = _kept_spans(pool, verdicts) if pool.windows is not None else _kept_clips(cfg, pool, verdicts, folder, cache_dir)
+    kept, rejected = (
+        _kept_spans(pool, verdicts) if pool.windows is not None else _kept_clips(cfg, pool, verdicts, folder, cache_dir)
+    )
     if distributed.current().is_main:
         curation.write_outputs(folder, verdicts, filters)  # before a failure too: its rejections.csv says why
     if len(kept) == 0:
-        raise DataError(f"curation rejected every one of the {len(pool)} pool videos (see {folder / curation.REJECTIONS})")
+        raise DataError(
+            f"curation rejected every one of the {len(pool)} pool videos (see {folder / curation.REJECTIONS})"
+        )
     return kept, rejected
 
 

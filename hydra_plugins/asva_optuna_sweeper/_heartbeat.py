@@ -61,7 +61,9 @@ class TrialHeartbeatCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if TRIAL_ID_ENV not in os.environ:
             return
-        self._heartbeat = Heartbeat(os.environ[STORAGE_ENV], int(os.environ[TRIAL_ID_ENV]), int(os.environ[HEARTBEAT_ENV]))
+        self._heartbeat = Heartbeat(
+            os.environ[STORAGE_ENV], int(os.environ[TRIAL_ID_ENV]), int(os.environ[HEARTBEAT_ENV])
+        )
         self._heartbeat.start()
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:

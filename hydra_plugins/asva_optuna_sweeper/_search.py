@@ -116,11 +116,14 @@ class Search:
         if not distributions:
             raise space.SearchSpaceError("hydra.sweeper.params: nothing to search over")
         self.storage_url = self.storage_url or default_storage(self.config.paths.runs_dir)
-        study_name = self.study_name or "{}-{}".format(
-            self.config.study, stable_hash(sorted((k, repr(d)) for k, d in distributions.items()), sorted(fixed), length=8)
+        study_name = (
+            self.study_name
+            or f"{self.config.study}-{stable_hash(sorted((k, repr(d)) for k, d in distributions.items()), sorted(fixed), length=8)}"
         )
         storage = open_storage(self.storage_url, self.heartbeat_interval, self.grace_period, self.max_retry)
-        study = optuna.create_study(study_name=study_name, storage=storage, direction=self.direction, load_if_exists=True)
+        study = optuna.create_study(
+            study_name=study_name, storage=storage, direction=self.direction, load_if_exists=True
+        )
         study.sampler = self._sampler(distributions, len(study.get_trials(deepcopy=False)))
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -172,14 +175,22 @@ class Search:
         value = (metrics or {}).get(self.metric)
         if value is None:
             study.tell(trial, state=TrialState.FAIL)
-            return RuntimeError(f"hydra.sweeper.metric: trial {trial.number}'s job returned no {self.metric!r} (got {sorted(metrics or {})})")
+            return RuntimeError(
+                f"hydra.sweeper.metric: trial {trial.number}'s job returned no {self.metric!r} (got {sorted(metrics or {})})"
+            )
         study.tell(trial, float(value))
         log.info("trial %d: %s = %.4f with %s", trial.number, self.metric, value, trial.params)
         return None
 
     def _save_results(self, study: optuna.Study, sweep_dir: Path) -> None:
         best = study.best_trial
-        results = {"study": study.study_name, "metric": self.metric, "direction": self.direction,
-                   "best_trial": best.number, "best_value": best.value, "best_params": best.params}
+        results = {
+            "study": study.study_name,
+            "metric": self.metric,
+            "direction": self.direction,
+            "best_trial": best.number,
+            "best_value": best.value,
+            "best_params": best.params,
+        }
         OmegaConf.save(OmegaConf.create(results), sweep_dir / RESULTS_FILE)
         log.info("best trial %d: %s = %.4f with %s", best.number, self.metric, best.value, best.params)

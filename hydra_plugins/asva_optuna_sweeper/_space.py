@@ -58,7 +58,9 @@ def grid(distributions: dict[str, BaseDistribution]) -> dict[str, list]:
         elif isinstance(dist, IntDistribution) and not dist.log:
             space[key] = list(range(dist.low, dist.high + 1, dist.step))
         else:
-            raise SearchSpaceError(f"hydra.sweeper.params.{key}: the grid sampler needs choice() or range(), not an interval")
+            raise SearchSpaceError(
+                f"hydra.sweeper.params.{key}: the grid sampler needs choice() or range(), not an interval"
+            )
     return space
 
 

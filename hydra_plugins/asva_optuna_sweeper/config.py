@@ -1,8 +1,7 @@
 """The sweeper's settings, registered as the `optuna` option of Hydra's `hydra/sweeper` group."""
 
-
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -29,7 +28,9 @@ class OptunaSweeperConf:
     max_retry: int = 3
     # The search space in Hydra's override grammar: choice(...), range(...), interval(...),
     # tag(log, interval(...)).
-    params: Dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="asva_optuna_sweeper")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="asva_optuna_sweeper"
+)

@@ -38,13 +38,24 @@ class OptunaSweeper(Sweeper):
             if value <= 0:
                 raise ValueError(f"hydra.sweeper.{key}: must be > 0, got {value}")
         if grace_period is not None and grace_period <= heartbeat_interval:
-            raise ValueError(f"hydra.sweeper.grace_period: must exceed heartbeat_interval ({heartbeat_interval}), got {grace_period}")
+            raise ValueError(
+                f"hydra.sweeper.grace_period: must exceed heartbeat_interval ({heartbeat_interval}), got {grace_period}"
+            )
         if max_retry < 0:
             raise ValueError(f"hydra.sweeper.max_retry: must be >= 0, got {max_retry}")
         self.settings: dict[str, Any] = dict(
-            metric=metric, direction=direction, sampler=sampler, seed=seed, n_trials=n_trials, n_jobs=n_jobs,
-            study_name=study_name, storage=storage, heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period, max_retry=max_retry, params=dict(params),
+            metric=metric,
+            direction=direction,
+            sampler=sampler,
+            seed=seed,
+            n_trials=n_trials,
+            n_jobs=n_jobs,
+            study_name=study_name,
+            storage=storage,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            max_retry=max_retry,
+            params=dict(params),
         )
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None

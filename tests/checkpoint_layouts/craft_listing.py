@@ -69,7 +69,9 @@ def craft_keys() -> dict[str, list[int]]:
         _bn(keys, f"upconv{number}.conv.1", mid)
         _conv(keys, f"upconv{number}.conv.3", out_c, mid, 3)
         _bn(keys, f"upconv{number}.conv.4", out_c)
-    for index, (out_c, in_c, k) in zip((0, 2, 4, 6, 8), [(32, 32, 3), (32, 32, 3), (16, 32, 3), (16, 16, 1), (2, 16, 1)]):
+    for index, (out_c, in_c, k) in zip(
+        (0, 2, 4, 6, 8), [(32, 32, 3), (32, 32, 3), (16, 32, 3), (16, 16, 1), (2, 16, 1)]
+    ):
         _conv(keys, f"conv_cls.{index}", out_c, in_c, k)
     return {PREFIX + key: shape for key, shape in keys.items()}
 

@@ -24,14 +24,34 @@ HERE = Path(__file__).parent
 
 # unet_config.params of the two official inference configs (hand-copied).
 UNET_256 = dict(
-    in_channels=8, out_channels=4, model_channels=320, attention_resolutions=[4, 2, 1], num_res_blocks=2,
-    channel_mult=[1, 2, 4, 4], num_head_channels=64, transformer_depth=1, context_dim=1024,
-    addition_attention=True, image_cross_attention=True, image_cross_attention_scale_learnable=True,
-    fs_condition=True, fs_name="framestride_embed",
+    in_channels=8,
+    out_channels=4,
+    model_channels=320,
+    attention_resolutions=[4, 2, 1],
+    num_res_blocks=2,
+    channel_mult=[1, 2, 4, 4],
+    num_head_channels=64,
+    transformer_depth=1,
+    context_dim=1024,
+    addition_attention=True,
+    image_cross_attention=True,
+    image_cross_attention_scale_learnable=True,
+    fs_condition=True,
+    fs_name="framestride_embed",
 )
 UNET_512 = {**UNET_256, "image_cross_attention_scale_learnable": False, "fs_name": "fps_embedding"}
 # image_proj_stage_config.params (identical in both configs).
-RESAMPLER = dict(dim=1024, depth=4, dim_head=64, heads=12, num_queries=16, embedding_dim=1280, output_dim=1024, ff_mult=4, video_length=16)
+RESAMPLER = dict(
+    dim=1024,
+    depth=4,
+    dim_head=64,
+    heads=12,
+    num_queries=16,
+    embedding_dim=1280,
+    output_dim=1024,
+    ff_mult=4,
+    video_length=16,
+)
 
 
 def _linear(keys: dict, name: str, out_f: int, in_f: int, bias: bool = True) -> None:

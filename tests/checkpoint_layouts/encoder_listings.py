@@ -74,11 +74,29 @@ def imagebind_other_modalities_sample() -> dict[str, list[int]]:
 
 
 BEATS_ITER3_CFG = dict(
-    input_patch_size=16, embed_dim=512, conv_bias=False, encoder_layers=12, encoder_embed_dim=768,
-    encoder_ffn_embed_dim=3072, encoder_attention_heads=12, activation_fn="gelu", layer_norm_first=False,
-    deep_norm=True, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, encoder_layerdrop=0.05,
-    dropout_input=0.0, conv_pos=128, conv_pos_groups=16, relative_position_embedding=True, num_buckets=320,
-    max_distance=800, gru_rel_pos=True, finetuned_model=False, predictor_class=527,
+    input_patch_size=16,
+    embed_dim=512,
+    conv_bias=False,
+    encoder_layers=12,
+    encoder_embed_dim=768,
+    encoder_ffn_embed_dim=3072,
+    encoder_attention_heads=12,
+    activation_fn="gelu",
+    layer_norm_first=False,
+    deep_norm=True,
+    dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    encoder_layerdrop=0.05,
+    dropout_input=0.0,
+    conv_pos=128,
+    conv_pos_groups=16,
+    relative_position_embedding=True,
+    num_buckets=320,
+    max_distance=800,
+    gru_rel_pos=True,
+    finetuned_model=False,
+    predictor_class=527,
 )
 
 

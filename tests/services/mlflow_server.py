@@ -32,9 +32,23 @@ def running_mlflow_server(backend_store_uri: str, artifacts: Path, log: Path) ->
     mlflow = Path(sys.executable).parent / "mlflow"
     with open(log, "w") as out:
         server = subprocess.Popen(
-            [str(mlflow), "server", "--backend-store-uri", backend_store_uri, "--artifacts-destination", str(artifacts),
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(mlflow),
+                "server",
+                "--backend-store-uri",
+                backend_store_uri,
+                "--artifacts-destination",
+                str(artifacts),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -84,15 +84,39 @@ def running_postgres(binaries: Path, user: str = "asva") -> Iterator[Postgres]:
     try:
         subprocess.run(
             [str(binaries / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True, text=True, env=env, cwd=home, **run_as,
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=home,
+            **run_as,
         )
         port = free_port()
         log = open(home / "postgres.log", "w")
         server = subprocess.Popen(
-            [str(binaries / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(sockets),
-             # A test database: durability is not worth its fsyncs.
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=home, **run_as,
+            [
+                str(binaries / "postgres"),
+                "-D",
+                str(data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-k",
+                str(sockets),
+                # A test database: durability is not worth its fsyncs.
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=home,
+            **run_as,
         )
         _wait_until_accepting(port, user, server, home / "postgres.log")
         yield Postgres(port=port, user=user, start_seconds=time.perf_counter() - started)
@@ -119,5 +143,7 @@ def _wait_until_accepting(port: int, user: str, server: subprocess.Popen, log: P
             return
         except psycopg2.OperationalError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"postgres did not accept connections in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"postgres did not accept connections in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
+                ) from None
             time.sleep(0.2)

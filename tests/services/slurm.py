@@ -19,7 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-EXECUTABLES = ("mariadbd", "mariadb-install-db", "mariadb", "munged", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacct", "scontrol")
+EXECUTABLES = (
+    "mariadbd",
+    "mariadb-install-db",
+    "mariadb",
+    "munged",
+    "slurmdbd",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "sacct",
+    "scontrol",
+)
 PARTITION = "local"
 CLUSTER = "asvatest"
 DB_USER = "slurm"
@@ -99,15 +110,15 @@ def _configs(cluster: SlurmCluster, ports: dict[str, int], password: str) -> Non
 SlurmctldHost={cluster.node}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
-SlurmctldPort={ports['slurmctld']}
-SlurmdPort={ports['slurmd']}
+SlurmctldPort={ports["slurmctld"]}
+SlurmdPort={ports["slurmd"]}
 {auth}CredType=cred/munge
-StateSaveLocation={root / 'state'}
-SlurmdSpoolDir={root / 'spool'}
-SlurmctldPidFile={root / 'run' / 'slurmctld.pid'}
-SlurmdPidFile={root / 'run' / 'slurmd.pid'}
-SlurmctldLogFile={root / 'log' / 'slurmctld.log'}
-SlurmdLogFile={root / 'log' / 'slurmd.log'}
+StateSaveLocation={root / "state"}
+SlurmdSpoolDir={root / "spool"}
+SlurmctldPidFile={root / "run" / "slurmctld.pid"}
+SlurmdPidFile={root / "run" / "slurmd.pid"}
+SlurmctldLogFile={root / "log" / "slurmctld.log"}
+SlurmdLogFile={root / "log" / "slurmd.log"}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -122,9 +133,9 @@ JobRequeue=1
 SchedulerParameters=sched_interval=1
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
-AccountingStoragePort={ports['slurmdbd']}
-AccountingStoragePass={root / 'run' / 'munge.socket'}
-PlugStackConfig={root / 'etc' / 'plugstack.conf'}
+AccountingStoragePort={ports["slurmdbd"]}
+AccountingStoragePass={root / "run" / "munge.socket"}
+PlugStackConfig={root / "etc" / "plugstack.conf"}
 NodeName={cluster.node} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={node_memory_mb()} State=UNKNOWN
 PartitionName={cluster.partition} Nodes={cluster.node} Default=YES MaxTime=INFINITE State=UP
 """,
@@ -134,13 +145,13 @@ PartitionName={cluster.partition} Nodes={cluster.node} Default=YES MaxTime=INFIN
         root / "etc" / "slurmdbd.conf",
         f"""{auth}DbdAddr=127.0.0.1
 DbdHost={cluster.node}
-DbdPort={ports['slurmdbd']}
+DbdPort={ports["slurmdbd"]}
 SlurmUser=root
-LogFile={root / 'log' / 'slurmdbd.log'}
-PidFile={root / 'run' / 'slurmdbd.pid'}
+LogFile={root / "log" / "slurmdbd.log"}
+PidFile={root / "run" / "slurmdbd.pid"}
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={ports['mariadb']}
+StoragePort={ports["mariadb"]}
 StorageUser={DB_USER}
 StoragePass={password}
 StorageLoc=slurm_acct_db
@@ -160,20 +171,47 @@ def _start_database(cluster: SlurmCluster, port: int, password: str) -> None:
     root = cluster.root
     data, sock = root / "mysql", root / "run" / "mysqld.sock"
     subprocess.run(
-        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root", "--skip-test-db",
-         "--auth-root-authentication-method=socket"],
-        check=True, capture_output=True, timeout=120,
+        [
+            "mariadb-install-db",
+            "--no-defaults",
+            f"--datadir={data}",
+            "--user=root",
+            "--skip-test-db",
+            "--auth-root-authentication-method=socket",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
-    _start(cluster, "mariadb", [
-        shutil.which("mariadbd"), "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
-        "--bind-address=127.0.0.1", "--user=root", f"--pid-file={root / 'run' / 'mysqld.pid'}",
-        f"--log-error={root / 'log' / 'mariadb.log'}", "--innodb-buffer-pool-size=32M", "--innodb-lock-wait-timeout=900",
-        "--skip-log-bin",
-    ])
+    _start(
+        cluster,
+        "mariadb",
+        [
+            shutil.which("mariadbd"),
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            f"--pid-file={root / 'run' / 'mysqld.pid'}",
+            f"--log-error={root / 'log' / 'mariadb.log'}",
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-lock-wait-timeout=900",
+            "--skip-log-bin",
+        ],
+    )
     wait_for(lambda: port_open(port), "MariaDB", 60, cluster.logs())
-    sql = (f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}'; "
-           f"GRANT ALL ON slurm_acct_db.* TO '{DB_USER}'@'127.0.0.1';")
-    subprocess.run(["mariadb", "--no-defaults", f"--socket={sock}", "-u", "root", "-e", sql], check=True, capture_output=True, timeout=60)
+    sql = (
+        f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{password}'; "
+        f"GRANT ALL ON slurm_acct_db.* TO '{DB_USER}'@'127.0.0.1';"
+    )
+    subprocess.run(
+        ["mariadb", "--no-defaults", f"--socket={sock}", "-u", "root", "-e", sql],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def _start_munge(cluster: SlurmCluster) -> None:
@@ -181,11 +219,20 @@ def _start_munge(cluster: SlurmCluster) -> None:
     key = cluster.root / "etc" / "munge.key"
     key.write_bytes(secrets.token_bytes(1024))
     key.chmod(0o400)
-    _start(cluster, "munged", [
-        "munged", "--foreground", "--force", f"--key-file={key}", f"--socket={run / 'munge.socket'}",
-        f"--pid-file={run / 'munged.pid'}", f"--log-file={cluster.root / 'log' / 'munged.log'}",
-        f"--seed-file={run / 'munged.seed'}",
-    ])
+    _start(
+        cluster,
+        "munged",
+        [
+            "munged",
+            "--foreground",
+            "--force",
+            f"--key-file={key}",
+            f"--socket={run / 'munge.socket'}",
+            f"--pid-file={run / 'munged.pid'}",
+            f"--log-file={cluster.root / 'log' / 'munged.log'}",
+            f"--seed-file={run / 'munged.seed'}",
+        ],
+    )
     wait_for(lambda: (run / "munge.socket").exists(), "munged", 30, cluster.logs())
 
 
