@@ -172,6 +172,7 @@ def test_evaluation_networks_wire_the_checkpoints_in(tiny_clip_checkpoint, monke
     monkeypatch.setattr(networks, "_sync", lambda *args: ("sync", False))
     cfg = ExperimentConfig()
     train = SimpleNamespace(frames=torch.zeros(1, 2 * cfg.data.fps, 8, 8, 3, dtype=torch.uint8))
+    train.decoded = lambda workers=0: train  # already in memory
     nets = networks.evaluation_networks(cfg, train, tmp_path)
     assert nets.text_vision is tiny and nets.fid_inception is None and nets.name("it") == "it_embedded"
     cfg.eval.networks.clip_checkpoint, cfg.eval.networks.clip_arch = str(tiny_clip_checkpoint[0]), TINY_ARCH

@@ -50,6 +50,7 @@ def test_two_job_sweep_is_recorded_by_the_server(tracking_server, tmp_path):
             str(REPO / "sweeps" / "window_radius.py"),
             "-m",
             "window_radius=0.5,2.0",
+            "seed=0",
             "tracking=server",
             f"tracking.uri={tracking_server.url}",
             *TINY_OVERRIDES,
