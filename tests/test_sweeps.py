@@ -61,7 +61,14 @@ def test_unknown_key_is_named(tmp_path):
 
 @pytest.mark.parametrize("launcher", ["basic", "submitit_local"])
 def test_two_job_multirun_writes_nested_runs(tmp_path, launcher):
-    args = ["-m", "window_radius=0.5,2.0", "seed=0", f"hydra/launcher={launcher}", *TINY_OVERRIDES, *path_overrides(tmp_path)]
+    args = [
+        "-m",
+        "window_radius=0.5,2.0",
+        "seed=0",
+        f"hydra/launcher={launcher}",
+        *TINY_OVERRIDES,
+        *path_overrides(tmp_path),
+    ]
     result = run_sweep("window_radius.py", args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = runs_of(tmp_path, "window_radius")
