@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -106,18 +109,35 @@ def audio_beside(path: Path) -> Path | None:
     return wav if wav.is_file() else None
 
 
-def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
-    """The whole sound of a media file (a video's first audio track, or a wav), mono at `sample_rate`."""
-    path = Path(path)
+@contextmanager
+def _named_errors(path: Path, unreadable: str = "unreadable media") -> Iterator[None]:
+    """Every failure to read `path` inside the block as one DataError naming the file."""
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise DataError("no audio stream")
-            return _decode_audio(container, sample_rate)
+        yield
     except DataError as error:
         raise DataError(f"{path}: {error}") from None
     except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
-        raise DataError(f"{path}: unreadable audio ({error})") from None
+        raise DataError(f"{path}: {unreadable} ({error})") from None
+
+
+def _separate_sound(container: av.container.InputContainer, path: Path) -> Path | None:
+    """The .wav beside a video that replaces its sound track, if any; DataError for a file with no
+    video stream or no sound at all."""
+    if not container.streams.video:
+        raise DataError("no video stream")
+    separate = audio_beside(path)
+    if not container.streams.audio and separate is None:
+        raise DataError("no audio stream (and no .wav beside the video)")
+    return separate
+
+
+def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """The whole sound of a media file (a video's first audio track, or a wav), mono at `sample_rate`."""
+    path = Path(path)
+    with _named_errors(path, "unreadable audio"), av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise DataError("no audio stream")
+        return _decode_audio(container, sample_rate)
 
 
 def _to_float(samples: np.ndarray) -> np.ndarray:
@@ -166,13 +186,9 @@ def _resize(frames: np.ndarray, size: int) -> np.ndarray:
 
 def _decode_media(path: Path, sample_rate: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """(frame times [T] sorted, frames in that order, mono audio from the video's t = 0) of a file."""
-    try:
+    with _named_errors(path):
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DataError("no video stream")
-            separate_audio = audio_beside(path)
-            if not container.streams.audio and separate_audio is None:
-                raise DataError("no audio stream (and no .wav beside the video)")
+            separate_audio = _separate_sound(container, path)
             stream = container.streams.video[0]
             times, images = [], []
             for frame in container.decode(stream):
@@ -185,10 +201,6 @@ def _decode_media(path: Path, sample_rate: int) -> tuple[np.ndarray, list[np.nda
                 audio = _decode_audio(container, sample_rate)
         if separate_audio is not None:
             audio = read_audio(separate_audio, sample_rate)
-    except DataError as error:
-        raise DataError(f"{path}: {error}") from None
-    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
-        raise DataError(f"{path}: unreadable media ({error})") from None
     if not images:
         raise DataError(f"{path}: no decodable frames")
     order = np.argsort(times)
@@ -353,22 +365,19 @@ def read_frames(path: str | Path, max_side: int) -> tuple[np.ndarray, np.ndarray
 AUDIO_MARGIN_SECONDS = 0.5
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def media_seconds(path: str | Path) -> float:
-    """How long a file's video plays (s), from its headers: no frame is decoded. DataError if unreadable."""
+    """How long a file's video plays (s), from its headers: no frame is decoded. DataError if unreadable.
+    Remembered per process: training asks it of a video at every clip it draws from it."""
     path = Path(path)
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DataError("no video stream")
-            stream = container.streams.video[0]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            if container.duration is not None:
-                return container.duration / av.time_base
-    except DataError as error:
-        raise DataError(f"{path}: {error}") from None
-    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
-        raise DataError(f"{path}: unreadable media ({error})") from None
+    with _named_errors(path), av.open(str(path)) as container:
+        if not container.streams.video:
+            raise DataError("no video stream")
+        stream = container.streams.video[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        if container.duration is not None:
+            return container.duration / av.time_base
     raise DataError(f"{path}: the container does not say how long it is")
 
 
@@ -392,22 +401,14 @@ def read_span(
     end = start + seconds
     frame_count = round(seconds * fps) if video_frames is None else video_frames
     video_end = end if video_frames is None else start + video_frames / fps
-    try:
+    with _named_errors(path):
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DataError("no video stream")
-            separate_audio = audio_beside(path)
-            if not container.streams.audio and separate_audio is None:
-                raise DataError("no audio stream (and no .wav beside the video)")
+            separate_audio = _separate_sound(container, path)
             if separate_audio is None:  # first: from the file's start it decodes without a seek
                 audio, audio_origin = _decode_audio_span(container, start, end, sample_rate)
             times, images = _decode_video_span(container, start, video_end)
         if separate_audio is not None:
             audio, audio_origin = read_audio(separate_audio, sample_rate), 0.0
-    except DataError as error:
-        raise DataError(f"{path}: {error}") from None
-    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
-        raise DataError(f"{path}: unreadable media ({error})") from None
     if not images or times[0] > start + 1e-3 or times[-1] + 1.0 / max(fps, 1) < video_end - 1e-3:
         raise DataError(f"{path}: shorter than the {seconds:g} s clip requested from {start:g} s")
     frames = _frames_at(times, images, start + np.arange(frame_count) / fps)
