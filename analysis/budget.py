@@ -18,6 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from analysis.metrics import MISSING, by_family, metric_info
 from analysis.plots import (
     INTERVAL,
     PARADIGMS,
@@ -28,7 +29,8 @@ from analysis.plots import (
     reference_lines,
     shared_legend,
 )
-from analysis.tables import MISSING, TERMINAL_COLUMNS, Table, by_family, iter_groups, markdown_table, metric_info
+from analysis.render import TERMINAL_COLUMNS, markdown_table
+from analysis.tables import Table, iter_groups
 from asva.tracking.store import NULL_AUDIO_SUFFIX
 
 COLUMNS = ["group", "metric", "k_finetune_only", "value_finetune_only", "k_pretrain", "value_pretrain", "ratio"]

@@ -23,7 +23,7 @@ from pathlib import Path
 if not __package__:  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import budget, outputs, plots, runs, tables  # noqa: E402
+from analysis import budget, metrics, outputs, plots, render, runs, tables  # noqa: E402
 from asva.progress import configure_logging, progress  # noqa: E402
 from asva.tracking.store import ROLE_JOB, ROLE_TAG, STUDY_TAG, tracking_uri  # noqa: E402
 
@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         where = f" matching {filters}" if filters else ""
         print(f"No job runs{where} in {tracking_uri()}: nothing to tabulate.")
         contract = f"A job run is tagged {STUDY_TAG}, and either {ROLE_TAG}={ROLE_JOB} or no {ROLE_TAG} and the params {', '.join(runs.REQUIRED_PARAMS)}."
-        print(textwrap.fill(contract, tables.TERMINAL_COLUMNS))
+        print(textwrap.fill(contract, render.TERMINAL_COLUMNS))
         return 0
     if args.metrics:
-        logged = tables.result_metrics(job_runs, null_audio=True)
-        unmatched = [pattern for pattern in args.metrics if not tables.select_metrics(logged, (pattern,))]
+        logged = metrics.result_metrics(job_runs, null_audio=True)
+        unmatched = [pattern for pattern in args.metrics if not metrics.select_metrics(logged, (pattern,))]
         if unmatched:
             print(
                 f"error: --metrics: {', '.join(unmatched)} matches no logged metric; logged: {', '.join(logged)}",

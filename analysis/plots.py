@@ -20,7 +20,8 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from analysis.tables import REFERENCES, Table, by_family, iter_groups, metric_info, sorted_values
+from analysis.metrics import REFERENCES, by_family, metric_info
+from analysis.tables import Table, iter_groups, sorted_values
 from asva.tracking.store import NULL_AUDIO_SUFFIX
 
 PANELS_PER_ROW = 3
@@ -31,8 +32,8 @@ REFERENCE_STYLE = {
     "Groundtruth": {"color": "tab:green", "linestyle": "--"},
     "Static": {"color": "0.4", "linestyle": ":"},
 }
-NULL_AUDIO_COLOR = "tab:red"
-NULL_AUDIO_LABEL = "null audio (mean)"
+# The null-audio control: its mean alone, in a colour and marker of its own.
+NULL_AUDIO_MEAN = {"errorbar": None, "marker": "X", "color": "tab:red", "label": "null audio (mean)"}
 PARADIGMS = {"false": "finetune only", "true": "pretrain + finetune"}
 INTERVAL = ("ci", 95)
 SEED = 0
@@ -89,18 +90,7 @@ def _window_radius(ax: Axes, runs: pd.DataFrame, metric: str, null_audio: str | 
         data=data, x="radius", y=metric, estimator="mean", errorbar=INTERVAL, seed=SEED, marker="o", markersize=7, ax=ax
     )
     if null_audio:
-        sns.lineplot(
-            data=data,
-            x="radius",
-            y=null_audio,
-            estimator="mean",
-            errorbar=None,
-            marker="X",
-            linestyle="--",
-            color=NULL_AUDIO_COLOR,
-            label=NULL_AUDIO_LABEL,
-            ax=ax,
-        )
+        sns.lineplot(data=data, x="radius", y=null_audio, estimator="mean", linestyle="--", **NULL_AUDIO_MEAN, ax=ax)
     ax.set_xticks(sorted(data["radius"].dropna().unique()))
     ax.set_xlabel("window radius (1/FPS)")
 
@@ -112,36 +102,35 @@ def _encoder_layers(ax: Axes, runs: pd.DataFrame, metric: str, null_audio: str |
     sns.pointplot(data=runs, x="audio_layers", y=metric, order=order, linestyle="none", **MEAN_POINTS, ax=ax)
     if null_audio:
         sns.pointplot(
-            data=runs,
-            x="audio_layers",
-            y=null_audio,
-            order=order,
-            errorbar=None,
-            marker="X",
-            linestyle="none",
-            color=NULL_AUDIO_COLOR,
-            label=NULL_AUDIO_LABEL,
-            ax=ax,
+            data=runs, x="audio_layers", y=null_audio, order=order, linestyle="none", **NULL_AUDIO_MEAN, ax=ax
         )
     ax.set_xlabel("audio layers")
     for label in ax.get_xticklabels():  # long names ("a:3-7-11+b:3-7-11") end at their tick
         label.set(rotation=25, horizontalalignment="right", rotation_mode="anchor")
 
 
+def _points_by_hue(
+    ax: Axes,
+    data: pd.DataFrame,
+    x: str,
+    metric: str,
+    hue: str,
+    order: list[str],
+    hue_order: list[str] | None,
+    join: bool,
+) -> None:
+    """Per x value, the groups of `hue` side by side, each a point per seed and its mean with the
+    interval; `join` draws a line through a group's means (a curve over K)."""
+    options = {"data": data, "x": x, "y": metric, "hue": hue, "order": order, "hue_order": hue_order, "dodge": 0.3}
+    means_line = {} if join else {"linestyle": "none"}  # pointplot joins a group's means unless told not to
+    sns.stripplot(**options, **SEED_POINTS, palette="dark", legend=False, ax=ax)
+    sns.pointplot(**options, **means_line, **MEAN_POINTS, ax=ax)
+
+
 def _kshot(ax: Axes, runs: pd.DataFrame, metric: str, null_audio: str | None) -> None:
     data = runs.assign(paradigm=runs["pretrain"].map(PARADIGMS).fillna(runs["pretrain"]))
-    options = {
-        "data": data,
-        "x": "k",
-        "y": metric,
-        "hue": "paradigm",
-        "order": sorted_values("k", runs["k"]),
-        "hue_order": [PARADIGMS.get(value, value) for value in sorted_values("pretrain", runs["pretrain"])],
-        "dodge": 0.3,
-        "ax": ax,
-    }
-    sns.stripplot(**options, **SEED_POINTS, palette="dark", legend=False)
-    sns.pointplot(**options, **MEAN_POINTS)
+    paradigms = [PARADIGMS.get(value, value) for value in sorted_values("pretrain", runs["pretrain"])]
+    _points_by_hue(ax, data, "k", metric, "paradigm", sorted_values("k", runs["k"]), paradigms, join=True)
     ax.set_xlabel("K (videos per class)")
 
 
@@ -151,17 +140,8 @@ def _curation(ax: Axes, runs: pd.DataFrame, metric: str, null_audio: str | None)
         .map({"false": "pretrain only", "true": "pretrain + finetune"})
         .fillna(runs["finetune"])
     )
-    options = {
-        "data": data,
-        "x": "curation",
-        "y": metric,
-        "hue": "finetuned",
-        "order": sorted_values("curation", runs["curation"]),
-        "dodge": 0.3,
-        "ax": ax,
-    }
-    sns.stripplot(**options, **SEED_POINTS, palette="dark", legend=False)
-    sns.pointplot(**options, linestyle="none", **MEAN_POINTS)
+    order = sorted_values("curation", runs["curation"])
+    _points_by_hue(ax, data, "curation", metric, "finetuned", order, hue_order=None, join=False)
     ax.set_xlabel("pretraining data curation")
 
 

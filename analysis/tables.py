@@ -10,204 +10,37 @@ row above it (analysis/stats.py).
 Printed (markdown), a table has the paper's shape: per dataset, one table with the paper's columns
 (FVD, IA, IT, RelSync, AlignSync; EventSync too on the embedded default), then the open-class
 scores, the null-audio controls and any other metric each in a table of their own, every one within
-a 120-column terminal. The CSV and LaTeX files keep every metric in one table.
+a 120-column terminal (analysis/render.py). The CSV and LaTeX files keep every metric in one table. The
+metrics' names, order and families: analysis/metrics.py.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import re
-import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.runs import FINISHED, MODEL_NAME, metric_columns
-from analysis.stats import ALPHA, UNTESTED, PairedGain, paired_gain
-from asva.tracking.store import (
-    BOOKKEEPING_METRICS,
-    CONTRACT_PARAMS,
-    EMBEDDED_SUFFIX,
-    GROUNDTRUTH_SUFFIX,
-    NULL_AUDIO_SUFFIX,
-    OPENCLASS_SUFFIX,
-    PAPER_METRICS,
-    STATIC_SUFFIX,
+from analysis.metrics import (
+    FAMILY_HEADINGS,
+    MISSING,
+    OTHER,
+    REFERENCES,
+    by_family,
+    metric_info,
+    result_metrics,
+    select_metrics,
+    split_variant,
 )
+from analysis.render import Section, above_mark, footnote_sentences, gain_mark, printed_tables
+from analysis.runs import FINISHED, MODEL_NAME
+from analysis.stats import UNTESTED, PairedGain, paired_gain
+from asva.tracking.store import CONTRACT_PARAMS
 
-# Metrics listed first, in the paper's column order, then their embedded stand-ins.
-METRIC_ORDER = (*PAPER_METRICS, "fd_pixel_synth", "event_sync")
-# The columns of the paper's Tables 1-3 and Fig. 4, and EventSync, the embedded default's own
-# synchronization score: a printed table's main columns. (Metric-name suffixes: asva/tracking/store.py.)
-PAPER_COLUMNS = (*PAPER_METRICS, "event_sync")
-# Printed tables of one dataset, in order: a family's metrics share a table. The main, open-class
-# and null-audio tables hold the paper's columns (as scored, on open-class clips, without audio),
-# "other" every other metric, open-class and null-audio variants included.
-OTHER = "other"
-FAMILY_HEADINGS = {
-    "": "",
-    OPENCLASS_SUFFIX: "open-class clips (classes only the pretraining pool holds)",
-    NULL_AUDIO_SUFFIX: "null-audio control (the same models sampled without audio)",
-    OTHER: "other metrics",
-}
-STAND_IN = "*"  # after a column name: not the paper's metric but a stand-in (`_embedded`, FD-pixel, EventSync)
-NOT_SIGNIFICANT = "†"
-NOT_TESTED = "‡"
-HIGHER_THAN_ABOVE = "▲"  # significantly higher than the row above (Fig. 4a, 4b)
-LOWER_THAN_ABOVE = "▼"
-REFERENCES = {GROUNDTRUTH_SUFFIX: "Groundtruth", STATIC_SUFFIX: "Static"}
 # Params that differ between the seeds of one row by design.
 PER_SEED_PARAMS = ("seed", "config_hash")
-MISSING = "–"
-TERMINAL_COLUMNS = 120  # the width every printed table fits
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    name: str
-    display: str  # the full name, for figures: "RelSync (embedded), open-class"
-    label: str  # the table column's name, short: "RelSync*, open-class" (STAND_IN explained in the footnote)
-    higher_is_better: bool | None  # None: a control or an unknown metric, shown without arrow
-    decimals: int
-
-    @property
-    def arrow(self) -> str:
-        return {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
-
-    @property
-    def header(self) -> str:
-        """The full name with its direction: figure panels and the budget table."""
-        return f"{self.display}{self.arrow}"
-
-    @property
-    def column(self) -> str:
-        """The short name with its direction: table columns."""
-        return f"{self.label}{self.arrow}"
-
-    def number(self, value: float) -> str:
-        return MISSING if pd.isna(value) else f"{value:.{self.decimals}f}"
-
-    def cell(self, mean: float, std: float, n: int, gain: float = math.nan, mark: str = "") -> str:
-        """`mean ± std` (just the mean for a single run), a gain as `(↑x)`, then the mark."""
-        if n == 0 or pd.isna(mean):
-            return MISSING
-        text = self.number(mean) if n < 2 or pd.isna(std) else f"{self.number(mean)} ± {self.number(std)}"
-        if not pd.isna(gain):
-            rounded = round(gain, self.decimals)
-            arrow = "↑" if rounded > 0 else "↓" if rounded < 0 else "±"
-            text += f" ({arrow}{self.number(abs(gain))})"
-        return text + mark
-
-
-# Stand-ins are never shown under a paper metric's bare name: "(synthetic)" or "(embedded)" in
-# full names, STAND_IN in column names.
-KNOWN_METRICS = {
-    info.name: info
-    for info in (
-        MetricInfo("fvd", "FVD", "FVD", False, 1),
-        # The stand-in's FVD is on a scale of 1, not of 100 (docs/metrics.md: 0.02 to 1.47).
-        MetricInfo("fvd_embedded", "FVD (embedded)", f"FVD{STAND_IN}", False, 3),
-        MetricInfo("ia", "IA", "IA", True, 2),
-        MetricInfo("it", "IT", "IT", True, 2),
-        MetricInfo("relsync", "RelSync", "RelSync", True, 2),
-        MetricInfo("alignsync", "AlignSync", "AlignSync", True, 2),
-        # The project's small classifier on real data (docs/metrics.md): a table of its own, not the paper's column.
-        MetricInfo("relsync_asva", "RelSync (small classifier)", "RelSync-asva", True, 2),
-        MetricInfo("alignsync_asva", "AlignSync (small classifier)", "AlignSync-asva", True, 2),
-        MetricInfo("fd_pixel_synth", "FD-pixel (synthetic)", f"FD-pixel{STAND_IN}", False, 1),
-        MetricInfo("event_sync", "EventSync (synthetic)", f"EventSync{STAND_IN}", True, 2),
-    )
-}
-
-
-def split_variant(name: str) -> tuple[str, str]:
-    """`relsync_openclass` -> (`relsync`, `_openclass`); a metric without variant -> (name, "")."""
-    for suffix in (NULL_AUDIO_SUFFIX, OPENCLASS_SUFFIX):
-        if name.endswith(suffix):
-            return name.removesuffix(suffix), suffix
-    return name, ""
-
-
-def metric_family(name: str) -> str:
-    """The printed table a metric goes to: its variant ("", open-class, null audio) when it is one
-    of the paper's columns (or its stand-in), else OTHER."""
-    base, variant = split_variant(name)
-    return variant if base.removesuffix(EMBEDDED_SUFFIX) in PAPER_COLUMNS else OTHER
-
-
-def metric_info(name: str) -> MetricInfo:
-    """Registry entry of a metric; Fréchet distances (fvd, fd_*) are lower-better with 1 decimal.
-
-    Variants keep their base metric's direction and precision: `<m>_embedded` is shown as
-    "<M> (embedded)" ("<M>*" in a column), `<m>_openclass` as "<M>, open-class"; a null-audio
-    control has no direction.
-    """
-    if name in KNOWN_METRICS:
-        return KNOWN_METRICS[name]
-    base_name, variant = split_variant(name)
-    if variant:
-        base = metric_info(base_name)
-        text = {OPENCLASS_SUFFIX: ", open-class", NULL_AUDIO_SUFFIX: ", null audio"}[variant]
-        direction = None if variant == NULL_AUDIO_SUFFIX else base.higher_is_better
-        return MetricInfo(name, base.display + text, base.label + text, direction, base.decimals)
-    if name.endswith(EMBEDDED_SUFFIX) and name.removesuffix(EMBEDDED_SUFFIX) in KNOWN_METRICS:
-        base = KNOWN_METRICS[name.removesuffix(EMBEDDED_SUFFIX)]
-        return MetricInfo(
-            name, f"{base.display} (embedded)", f"{base.label}{STAND_IN}", base.higher_is_better, base.decimals
-        )
-    if name.startswith(("fvd", "fd_")):
-        return MetricInfo(name, name, name, False, 1)
-    return MetricInfo(name, name, name, None, 2)
-
-
-def metric_sort_key(name: str) -> tuple[int, str, bool, int]:
-    """Paper order (a paper metric, then its embedded stand-in), then others alphabetically; the
-    open-class score and the null-audio control of a metric right after it."""
-    name, variant = split_variant(name)
-    core = name.removesuffix(EMBEDDED_SUFFIX)
-    rank = METRIC_ORDER.index(core) if core in METRIC_ORDER else len(METRIC_ORDER)
-    return rank, core, name != core, ("", OPENCLASS_SUFFIX, NULL_AUDIO_SUFFIX).index(variant)
-
-
-def by_family(metrics: list[str]) -> dict[str, list[str]]:
-    """The metrics of each printed table (FAMILY_HEADINGS order, empty families left out), each
-    in paper order: the order of figure panels too, the paper's key metrics first."""
-    families = {
-        family: [m for m in sorted(metrics, key=metric_sort_key) if metric_family(m) == family]
-        for family in FAMILY_HEADINGS
-    }
-    return {family: members for family, members in families.items() if members}
-
-
-def reference_of(name: str) -> tuple[str, str] | None:
-    """(metric, reference row label) for `<metric>_ref_groundtruth` / `<metric>_ref_static`."""
-    for suffix, label in REFERENCES.items():
-        if name.endswith(suffix):
-            return name.removesuffix(suffix), label
-    return None
-
-
-def result_metrics(runs: pd.DataFrame, null_audio: bool) -> list[str]:
-    """Table columns: metrics with at least one value, without references and bookkeeping."""
-    names = [
-        name
-        for name in metric_columns(runs)
-        if runs[name].notna().any()
-        and name not in BOOKKEEPING_METRICS
-        and reference_of(name) is None
-        and (null_audio or not name.endswith(NULL_AUDIO_SUFFIX))
-    ]
-    return sorted(names, key=metric_sort_key)
-
-
-def select_metrics(metrics: list[str], patterns: tuple[str, ...] | None) -> list[str]:
-    """The metrics matching any of `patterns` (names as logged, shell wildcards allowed:
-    `relsync_embedded`, `*_openclass`); all of them without patterns."""
-    if not patterns:
-        return metrics
-    return [name for name in metrics if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
 
 
 def numeric_order(value: str) -> tuple[int, float, str]:
@@ -358,15 +191,6 @@ VERSUS_ABOVE = "vs_above"
 PAIRED_STATS = ("", "_p", "_ci_low", "_ci_high", "_pairs")
 
 
-@dataclass(frozen=True)
-class Section:
-    """One printed table: the rows of one dataset (and FPS), the metrics of one family."""
-
-    heading: str
-    frame: pd.DataFrame  # formatted cells: the key columns (n among them unless the heading says it), the metrics
-    key_columns: list[str]  # repeated in every part when the metrics are split to fit the terminal
-
-
 @dataclass
 class Table:
     spec: TableSpec
@@ -387,76 +211,11 @@ class Table:
     def title(self) -> str:
         return self.spec.title
 
-    def footnote_sentences(self) -> list[str]:
-        total = sum(self.excluded.values())
-        runs = f"mean ± std over seeds (n runs); {total} run{'' if total == 1 else 's'} excluded: failed/unfinished"
-        if total:
-            runs += " (" + ", ".join(f"{count} {status}" for status, count in sorted(self.excluded.items())) + ")"
-        sentences = [runs + "."]
-        if self.spec.gain:
-            gain = self.spec.gain
-            sentences.append(
-                f"(↑/↓x): {gain.label} gain, mean({gain.param}={gain.treated}) - mean({gain.param}={gain.baseline});"
-                f" {NOT_SIGNIFICANT} not significant at {ALPHA} (paired t-test over the seeds both rows share),"
-                f" {NOT_TESTED} not tested (fewer than 2 shared seeds)."
-            )
-        if self.spec.versus_above:
-            sentences.append(
-                f"{HIGHER_THAN_ABOVE}/{LOWER_THAN_ABOVE}: higher/lower than the row above, significant at {ALPHA}"
-                " (paired t-test over the seeds both rows share; rows sharing fewer than 2 seeds are not tested)."
-            )
-        if any(STAND_IN in str(column) for column in self.display.columns):
-            sentences.append(
-                f"{STAND_IN}: not the paper's metric but one of this project's stand-ins (a metric logged with the suffix"
-                " _embedded, FD-pixel, EventSync)."
-            )
-        if self.mixed_params:
-            sentences.append(
-                f"Warning: rows average runs that differ in {', '.join(self.mixed_params)}; filter with --experiment or --parent-run-id."
-            )
-        return sentences
-
     def footnote(self) -> str:
-        return " ".join(self.footnote_sentences())
+        return " ".join(footnote_sentences(self))
 
     def to_markdown(self) -> str:
-        """The printed tables under the title: per dataset and metric family, each split into
-        parts when wider than the terminal; the footnote wrapped to the terminal too."""
-        blocks = [f"### {self.spec.title}"]
-        for section in self.sections:
-            for part, frame in enumerate(fit_to_width(section.frame, section.key_columns)):
-                blocks.append(f"#### {section.heading}{' (continued)' if part else ''}\n\n{markdown_table(frame)}")
-        blocks.append("\n".join(textwrap.fill(sentence, TERMINAL_COLUMNS) for sentence in self.footnote_sentences()))
-        return "\n\n".join(blocks) + "\n"
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A pipe table, left-aligned, cells printed as written ("3.0" stays "3.0"), each column as
-    wide as its widest cell or header: tabulate pads headers by 2 more, which costs a 6-metric
-    table the room it has in 120 columns."""
-    rows = [[str(column) for column in frame.columns], *frame.astype(str).values.tolist()]
-    widths = [max(len(row[position]) for row in rows) for position in range(len(rows[0]))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
-
-    rule = "|" + "|".join(":" + "-" * (width + 1) for width in widths) + "|"
-    return "\n".join([line(rows[0]), rule, *map(line, rows[1:])])
-
-
-def printed_width(frame: pd.DataFrame) -> int:
-    return max(len(line) for line in markdown_table(frame).splitlines())
-
-
-def fit_to_width(frame: pd.DataFrame, key_columns: list[str], width: int = TERMINAL_COLUMNS) -> list[pd.DataFrame]:
-    """The frame in parts that each print within `width` columns: the key columns in every part,
-    then as many of the other columns, in order, as fit (at least one, however wide)."""
-    parts: list[list[str]] = [[]]
-    for column in frame.columns.drop(key_columns):
-        if parts[-1] and printed_width(frame[[*key_columns, *parts[-1], column]]) > width:
-            parts.append([])
-        parts[-1].append(column)
-    return [frame[[*key_columns, *part]] for part in parts]
+        return printed_tables(self)
 
 
 def study_runs(runs: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
@@ -587,21 +346,6 @@ def _compare_rows(
                 results[f"{metric}_{name}{stat}"].append(value)
     for column, values in results.items():
         numeric[column] = pd.Series(values, index=list(pairs), dtype=float)
-
-
-def gain_mark(p_value: float, pairs: float) -> str:
-    """ "" when significant at 0.05, † when tested and not, ‡ when fewer than 2 pairs to test."""
-    if pd.isna(pairs) or pairs < 2:
-        return NOT_TESTED
-    return "" if p_value < ALPHA else NOT_SIGNIFICANT  # a nan p-value (no variation) is not significant
-
-
-def above_mark(difference: float, p_value: float, pairs: float) -> str:
-    """▲ or ▼ when the row differs from the row above at 0.05; "" when not, or when untested
-    (a row without a row above, fewer than 2 shared seeds)."""
-    if pd.isna(pairs) or pairs < 2 or not p_value < ALPHA:
-        return ""
-    return HIGHER_THAN_ABOVE if difference > 0 else LOWER_THAN_ABOVE
 
 
 def _cells(numeric: pd.DataFrame, spec: TableSpec, metrics: list[str]) -> pd.DataFrame:

@@ -7,9 +7,10 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from asva import distributed
+from asva.config.build import build_config
 from asva.config.schema import ExperimentConfig
 from asva.errors import UserError
 from asva.experiment import run_job
@@ -25,7 +26,7 @@ def run_command(
 ) -> dict[str, float]:
     """A non-sweep entry point: the typed config to `command`; a UserError exits 2 with one line."""
     try:
-        typed = OmegaConf.to_object(cfg)
+        typed = build_config(cfg)
         assert isinstance(typed, schema)
         return command(typed)
     except UserError as error:
@@ -36,7 +37,7 @@ def run_command(
 def run(cfg: DictConfig) -> dict[str, float] | None:
     """Run one job; a UserError (bad value, path or file) exits with status 2 and one line."""
     try:
-        experiment = OmegaConf.to_object(cfg)
+        experiment = build_config(cfg)
         assert isinstance(experiment, ExperimentConfig)
         return run_job(experiment, parent_run_id())
     except UserError as error:

@@ -26,13 +26,13 @@ from pathlib import Path
 
 from asva.config.hashing import stable_hash
 from asva.config.schema import CurateConfig
-from asva.config.validate import validate_curation_filters
+from asva.config.validate import check_files_and_device
 from asva.data import curation, sources
 from asva.data.curated_manifest import ManifestRow, write_curated_manifest
 from asva.data.dataset import VGGSOUND_SECONDS, read_vggsound_csv, vggsound_clip
 from asva.data.leakcheck import LEAK_COLUMNS, evaluation_videos, find_leak_matches, write_leak_removed
-from asva.errors import ConfigError, DataError
-from asva.files import lock, record_settings, write_csv, write_text
+from asva.errors import DataError
+from asva.files import claim_settings, lock, write_csv, write_text
 from asva.tracking.runs import RunLogger, flatten
 
 log = logging.getLogger(__name__)
@@ -57,17 +57,6 @@ class Listing:
     videos: list[curation.Video] = field(default_factory=list)
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)
     missing: list[curation.Verdict] = field(default_factory=list)
-
-
-def check(cfg: CurateConfig) -> None:
-    """Every impossible setting, before any compute."""
-    if cfg.shards < 1:
-        raise ConfigError(f"shards: must be >= 1, got {cfg.shards}")
-    if not 0 <= cfg.shard < cfg.shards:
-        raise ConfigError(f"shard: must be within 0..{cfg.shards - 1} (shards={cfg.shards}), got {cfg.shard}")
-    if cfg.vggsound_csv is not None and cfg.input is None:
-        raise ConfigError("vggsound_csv: needs input, the folder of VGGSound's clips")
-    validate_curation_filters(cfg.filters, "filters")
 
 
 def shard_of(video_id: str, shards: int) -> int:
@@ -138,19 +127,6 @@ def settings_of(cfg: CurateConfig, root: Path, tests: list[Path]) -> dict:
         "filters": filters,
         "test_videos": stable_hash(sorted(str(p) for p in tests)),
     }
-
-
-def claim_output(output: Path, settings: dict) -> None:
-    """Record the settings of `output` on its first run; refuse a later run with others."""
-    before = record_settings(output / SETTINGS, settings)
-    if before is None:
-        return
-    changed = sorted(k for k in settings if before.get(k) != settings[k])
-    if changed:
-        raise DataError(
-            f"output: {output} was curated with other settings ({', '.join(changed)} differ): "
-            "run with the same settings to resume it, or choose another output"
-        )
 
 
 def shard_folder(output: Path, shard: int, shards: int) -> Path:
@@ -300,11 +276,11 @@ def _log_run(cfg: CurateConfig, root: Path, output: Path, metrics: dict[str, flo
 def run_curation(cfg: CurateConfig) -> dict[str, float]:
     """Run shard `cfg.shard` (unless `merge`), then merge if every shard is done. Returns the merged
     metrics, or this shard's counts while other shards are still running."""
-    check(cfg)
+    check_files_and_device(cfg)
     root = source_root(cfg)
     output = Path(cfg.output).expanduser().absolute()
     tests = evaluation_videos(cfg.data.leak_check_against, cfg.data, Path(cfg.paths.cache_dir))
-    claim_output(output, settings_of(cfg, root, tests))
+    claim_settings(output / SETTINGS, settings_of(cfg, root, tests), f"output: {output} was curated")
     done = {} if cfg.merge else run_shard(cfg, root, output, tests)
     merged = merge(cfg, root, output)
     if merged is not None:

@@ -28,8 +28,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from asva import distributed
+from asva.config.parse import parse_k
 from asva.config.schema import ExperimentConfig
-from asva.config.validate import paper_recipe_warning, parse_k, validate
+from asva.config.validate import check_files_and_device, paper_recipe_warning
 from asva.data import sources
 from asva.data.audio import fbank_frames
 from asva.data.dataset import ClipSet, job_pool, kshot_indices, load_split
@@ -68,8 +69,9 @@ def contract_params(cfg: ExperimentConfig) -> dict[str, str]:
 
 
 def check_before_compute(cfg: ExperimentConfig) -> tuple[Path, int | None]:
-    """Every check that needs no compute: values, paths, K against the split. Returns (root, K)."""
-    validate(cfg)
+    """Every check that needs no compute beyond the values' own (run when `cfg` was built): files, device,
+    K against the split. Returns (root, K)."""
+    check_files_and_device(cfg)
     if (warning := paper_recipe_warning(cfg)) is not None:
         log.warning(warning)
     k = parse_k(cfg.k)

@@ -18,6 +18,8 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 from filelock import FileLock
 
+from asva.errors import DataError
+
 
 def lock(path: str | Path, timeout: float = -1) -> FileLock:
     """The lock of `path` (the file `<path>.lock`): held while one process builds what `path` names.
@@ -95,12 +97,20 @@ def build_once(path: Path, build: Callable[[], dict[str, Any]]) -> dict[str, Any
         return payload
 
 
-def record_settings(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """Write `settings` as JSON to `path` on a folder's first run; on a later one, those recorded then.
-    Under a lock, so of concurrent first runs one records and the others read what it recorded."""
+def claim_settings(path: Path, settings: dict[str, Any], made: str) -> None:
+    """Write `settings` as JSON to `path` on its folder's first run; refuse a later run with other
+    settings (DataError), which would mix the results of two configurations in one folder. `made`
+    says in the error what the folder holds: "output: <folder> was curated". Under a lock, so of
+    concurrent first runs one records and the others compare with what it recorded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with lock(path):
-        if path.is_file():
-            return json.loads(path.read_text())
-        write_text(path, json.dumps(settings, indent=1, sort_keys=True))
-        return None
+        if not path.is_file():
+            write_text(path, json.dumps(settings, indent=1, sort_keys=True))
+            return
+        recorded = json.loads(path.read_text())
+    differing = sorted(key for key in settings if recorded.get(key) != settings[key])
+    if differing:
+        raise DataError(
+            f"{made} with other settings ({', '.join(differing)} differ from those in {path}): "
+            "run with those to resume it, or choose another folder"
+        )

@@ -10,7 +10,7 @@ trained adapter weights (a job's `finetune.ckpt` / `pretrain.ckpt`, or any check
 cannot change the motion (a warning says so). On the embedded default the frozen parts are trained
 once on the synthetic pool and cached, exactly as a training job does. On the paper model
 (`model=dynamicrafter_6fps` or `_12fps`) every frozen part comes from its checkpoint path
-(model.base_checkpoint, audio.encoder_a.checkpoint, audio.encoder_b.checkpoint; docs/paper_model.md).
+(model.base_checkpoint, audio.encoders.a.checkpoint, audio.encoders.b.checkpoint; docs/paper_model.md).
 """
 
 from __future__ import annotations
@@ -116,13 +116,15 @@ def load_adapters(model, path: str) -> None:
 
 
 def generate(argv: list[str]) -> Path:
+    from asva.config.validate import check_files_and_device
     from asva.data.audio import fbank
     from asva.data.media import write_video
-    from asva.evaluation.sampling import sample
+    from asva.evaluation.sampling import denoise, latents_to_frames
     from asva.params import load_config
 
     own, overrides = split_arguments(argv)
     cfg = load_config(overrides)
+    check_files_and_device(cfg)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     image = read_image(own["image"], cfg.data.frame_size)
@@ -140,7 +142,8 @@ def generate(argv: list[str]) -> Path:
     features = model.encode_audio(bank, waveform[None], SAMPLE_RATE)
     video = image[None, None].expand(1, frames, *image.shape).contiguous()
     generator = torch.Generator().manual_seed(int(own.get("seed", 0)))
-    generated = sample(model, video, features, [own.get("text", "")], cfg.diffusion, generator)
+    latents = denoise(model, video, features, [own.get("text", "")], cfg.diffusion, generator)
+    generated = latents_to_frames(model, latents)
     out = Path(own["out"])
     write_video(out, generated[0].numpy(), cfg.data.fps, audio=waveform.numpy(), sample_rate=SAMPLE_RATE)
     return out

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
+from asva.config.build import build_config
 from asva.config.schema import ExperimentConfig
 from asva.config.store import register
-from asva.config.validate import validate
 from asva.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "sweeps" / "conf"
@@ -27,9 +26,8 @@ def load_config(overrides: list[str]) -> ExperimentConfig:
     register()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose(config_name="base", overrides=overrides)
-    experiment = OmegaConf.to_object(cfg)
+    experiment = build_config(cfg)
     assert isinstance(experiment, ExperimentConfig)
-    validate(experiment)
     return experiment
 
 
@@ -55,7 +53,7 @@ def tiny_counts(cfg: ExperimentConfig) -> dict:
         base = ImageToVideoBase(cfg.model)
         encoders = {
             name: TinyAudioEncoder(enc.kind, enc.num_layers, enc.dim, enc.token_seconds, num_classes=1)
-            for name, enc in (("a", cfg.audio.encoder_a), ("b", cfg.audio.encoder_b))
+            for name, enc in cfg.audio.encoders.items()
         }
         model = ASVAModel(base, encoders, taps(cfg), cfg.window_radius, cfg.data.fps, cfg.model, fbank_frames=1)
     trainable = sum(p.numel() for p in model.adapter_parameters())

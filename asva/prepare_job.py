@@ -27,15 +27,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from asva.config.schema import PrepareConfig
-from asva.config.validate import validate
+from asva.config.validate import check_files_and_device
 from asva.cpus import usable_cpus
 from asva.data import sources
 from asva.data.dataset import ClipSet, job_pool, load_split, streams
 from asva.data.latent_cache import SETTINGS, NpyAppender, cache_folder, first_stage_key, row_videos, shard_stem
 from asva.data.loader import one_thread_per_worker
 from asva.data.streaming import StreamedWindows
-from asva.errors import ConfigError, DataError
-from asva.files import record_settings, write_text
+from asva.errors import DataError
+from asva.files import claim_settings, write_text
 from asva.models.first_stage import frames_to_unit
 from asva.models.placement import Placement
 from asva.models.placement import resolve as resolve_placement
@@ -43,25 +43,10 @@ from asva.progress import progress
 
 log = logging.getLogger(__name__)
 
-SETS = ("train", "pool")
 DTYPES = {"float16": np.float16, "float32": np.float32}
 # Frames per first-stage forward pass. A video is cut into near-equal chunks of at most this many
 # (never a lone frame): convolution kernels may round a batch of one differently from a larger one.
 ENCODE_FRAMES = 32
-
-
-def check(cfg: PrepareConfig) -> None:
-    """Every impossible setting, before any compute."""
-    validate(cfg)
-    if cfg.shards < 1:
-        raise ConfigError(f"shards: must be >= 1, got {cfg.shards}")
-    if not 0 <= cfg.shard < cfg.shards:
-        raise ConfigError(f"shard: must be within 0..{cfg.shards - 1} (shards={cfg.shards}), got {cfg.shard}")
-    if cfg.latent_dtype not in DTYPES:
-        raise ConfigError(f"latent_dtype: must be one of {tuple(DTYPES)}, got {cfg.latent_dtype!r}")
-    unknown = [name for name in cfg.sets if name not in SETS]
-    if unknown or not cfg.sets:
-        raise ConfigError(f"sets: must name some of {SETS}, got {list(cfg.sets)}")
 
 
 def first_stage(cfg: PrepareConfig, pool: ClipSet | None, cache_dir: Path) -> nn.Module:
@@ -114,19 +99,6 @@ class VideoFrames(Dataset):
         return {"row": row, "frames": frames, "start": start}
 
 
-def claim_folder(folder: Path, settings: dict) -> None:
-    """Record what the folder holds on its first run; refuse a run that would mix other settings in."""
-    before = record_settings(folder / SETTINGS, settings)
-    if before is None:
-        return
-    changed = sorted(key for key in settings if before.get(key) != settings[key])
-    if changed:
-        raise DataError(
-            f"{folder} was prepared with other settings ({', '.join(f'{k}={before.get(k)}' for k in changed)}): "
-            "run with those to resume it, or delete the folder"
-        )
-
-
 def prepare_shard(
     clips: ClipSet,
     stage: nn.Module,
@@ -151,7 +123,7 @@ def prepare_shard(
         "videos": len(clips),
         "set": name,
     }
-    claim_folder(folder, settings)
+    claim_settings(folder / SETTINGS, settings, f"{folder} was prepared")
     stem = shard_stem(shard, shards)
     index_path = folder / f"{stem}.json"
     if index_path.is_file():
@@ -217,7 +189,7 @@ def prepare_shard(
 
 def run_prepare(cfg: PrepareConfig) -> dict[str, float]:
     """Encode shard `cfg.shard` of every set named in `cfg.sets`; returns each set's counts."""
-    check(cfg)
+    check_files_and_device(cfg)
     cache_dir = Path(cfg.paths.cache_dir)
     root = sources.benchmark_root(cfg.data, cache_dir)
     sources.ensure_generated(cfg.data, root)

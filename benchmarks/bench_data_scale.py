@@ -89,7 +89,7 @@ def measure(root: Path, steps: int, batch: int, workers: int) -> dict:
     from asva.training.adapters import train_adapter_stage
 
     torch.set_num_threads(1)
-    data = DataConfig(name="avsync15", decode="stream", num_workers=workers)
+    data = DataConfig(name="avsync15", root=str(root), decode="stream", num_workers=workers)
     pool = load_split(root, "train", data, root / "cache")
     model_cfg = ModelConfig()
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ downloaded) through the job's own builder parts, places it as a job does (`train
 training step (`asva.training.adapters.adapter_loss`: clips cut, VAE and audio encoders run per step,
 denoiser forward and backward, Adam) for the 6-FPS model (12 frames) at per-GPU batch 2 and 4 and
 the 12-FPS model (24 frames) at batch 1 and 2, each with and without gradient checkpointing; then
-one DDIM-20 sample with 4-way guidance (`asva.evaluation.sampling.sample`). FLOPs are counted with
+one DDIM-20 sample with 4-way guidance (`asva.evaluation.sampling`). FLOPs are counted with
 torch.utils.flop_counter.FlopCounterMode on one step; MFU divides the achieved FLOP/s by the GPU's
 dense bf16 peak, looked up by its name. Prints one JSON object.
 """
@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from asva.config.schema import DataConfig, DiffusionConfig, ModelConfig
 from asva.data.audio import fbank
 from asva.data.dataset import ClipSet
-from asva.evaluation.sampling import sample
+from asva.evaluation.sampling import denoise, latents_to_frames
 from asva.models.asva_model import ASVAModel
 from asva.models.beats import BEATs, BEATsConfig
 from asva.models.imagebind import ImageBindAudio, TrunkSpec
@@ -172,7 +172,7 @@ def main() -> None:
     features = model.encode_audio(clips.fbank, clips.audio, SAMPLE_RATE)
     synchronize(placement.device)
     sampling_started = time.perf_counter()
-    sample(
+    latents = denoise(
         model,
         clips.frames,
         features,
@@ -180,6 +180,7 @@ def main() -> None:
         replace(diffusion, sampling_steps=sampling_steps),
         torch.Generator().manual_seed(0),
     )
+    latents_to_frames(model, latents)
     synchronize(placement.device)
     result["sample"] = {
         "model": next(iter(models)),

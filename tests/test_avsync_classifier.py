@@ -13,10 +13,9 @@ import pytest
 import torch
 
 from asva.config.schema import AVSyncDClassifierConfig, ExperimentConfig, TrainSyncClassifierConfig
-from asva.config.validate import validate
 from asva.data.audio import fbank
 from asva.data.windows import VideoWindows
-from asva.errors import ConfigError, DataError
+from asva.errors import DataError
 from asva.evaluation.avsync_classifier import (
     RELEASE_WIDTHS,
     AVSyncDClassifier,
@@ -214,25 +213,8 @@ def test_reserved_names_only_for_the_papers_classifier_on_real_data(tmp_path):
     assert isinstance(classifier, AVSyncDClassifier) and suffix == "_asva"  # release layout, not its widths
 
 
-def test_kind_selects_the_classifier_and_fails_before_compute(tmp_path):
-    cfg = ExperimentConfig()
-    cfg.eval.networks.sync_classifier.kind = "avsyncd"
-    with pytest.raises(ConfigError, match="eval.networks.sync_classifier.checkpoint: kind avsyncd needs the released"):
-        validate(cfg)
-    cfg.eval.networks.sync_classifier.checkpoint = str(tmp_path / "absent")
-    with pytest.raises(ConfigError, match="checkpoint: .*absent does not exist"):
-        validate(cfg)
-    cfg.eval.networks.sync_classifier.kind = "vggsoundsync"
-    with pytest.raises(ConfigError, match="eval.networks.sync_classifier.kind: must be one of asva_small, avsyncd"):
-        validate(cfg)
-    cfg.eval.networks.sync_classifier.kind = "avsyncd"
-    cfg.eval.networks.sync_classifier.avsyncd.widths = [8, 16, 32]
-    with pytest.raises(ConfigError, match="eval.networks.sync_classifier.avsyncd.widths: four stage widths"):
-        validate(cfg)
-
-
 def test_the_small_classifier_is_listed_by_the_tables():
-    from analysis.tables import by_family, metric_info
+    from analysis.metrics import by_family, metric_info
 
     families = by_family(["relsync_embedded", "relsync_asva", "alignsync_asva", "relsync", "ia"])
     assert families[""] == ["ia", "relsync", "relsync_embedded"]
@@ -286,3 +268,29 @@ def test_training_script_trains_the_papers_architecture_with_its_recipe_at_tiny_
     }
     with pytest.raises(DataError, match=r"holds the papers' classifier \(kind=avsyncd\)"):
         load_sync_classifier(output)
+
+
+def test_the_papers_recipe_trains_with_adamw_weight_decay_and_clipped_gradients():
+    """AVSyncD's optimizer (scripts/avsync_train.py with configs/avsync/vggss_sync_contrast.yaml): AdamW
+    with weight decay 0.01, gradients clipped to norm 1, lr 2e-4 after 100 warm-up steps, batch 32."""
+    from test_loop_optimizer import observed_steps
+
+    from asva.evaluation.avsync_training import recipe_spec, train_avsyncd
+
+    release = recipe_spec(AVSyncDClassifierConfig())
+    assert (release.lr, release.warmup_steps, release.batch_size, release.steps) == (2e-4, 100, 32, 40000)
+    assert (release.weight_decay, release.max_grad_norm) == (0.01, 1.0)
+    fps, rate, seconds = 12, 16000, 3
+    generator = torch.Generator().manual_seed(0)
+    frames = [torch.randint(0, 256, (fps * seconds, 32, 32, 3), generator=generator, dtype=torch.uint8) for _ in "ab"]
+    audio = [torch.randn(rate * seconds, generator=generator) * 0.1 for _ in "ab"]
+    windows = VideoWindows.from_videos(frames, audio, [0.0, 0.0], 24, fps, rate)
+    tiny_recipe = AVSyncDClassifierConfig(
+        widths=list(TINY_WIDTHS), image_size=32, num_clips=3, steps=3, batch_size=2, warmup_steps=0
+    )
+    with observed_steps() as seen:
+        payload = train_avsyncd(windows, windows, tiny_recipe, "synthetic")
+    assert len(seen) == 3 and all(type(optimizer) is torch.optim.AdamW for optimizer, _ in seen)
+    assert seen[0][0].param_groups[0]["weight_decay"] == 0.01
+    assert all(norm <= 1.0 + 1e-5 for _, norm in seen)
+    assert payload["recipe"]["weight_decay"] == 0.01 and payload["recipe"]["max_grad_norm"] == 1.0

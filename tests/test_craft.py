@@ -19,11 +19,10 @@ import torch
 from conftest import REPO
 
 from asva.config.schema import CurationConfig
-from asva.config.validate import validate_curation_filters
 from asva.data import craft, curation
 from asva.data.media import write_video
 from asva.data.synthetic import CLASSES, render_frames, synthesize_audio
-from asva.errors import ConfigError, DataError
+from asva.errors import DataError
 
 LAYOUTS = REPO / "tests" / "checkpoint_layouts"
 sys.path.insert(0, str(LAYOUTS))
@@ -223,17 +222,6 @@ def test_a_bad_weights_file_stops_curation_before_any_video(tmp_path):
     # With the text filter off the weights are not needed.
     verdicts = curation.run_filters([video], replace(cfg, text=False), tmp_path / "out")
     assert verdicts["clip"].kept == [(0.0, 2.0)]
-
-
-def test_config_names_a_missing_weights_file():
-    validate_curation_filters(CurationConfig(), "filters")
-    with pytest.raises(ConfigError, match=r"^curation_filters\.craft_weights: /no/such/craft\.pth does not exist$"):
-        validate_curation_filters(CurationConfig(craft_weights="/no/such/craft.pth"), "curation_filters")
-
-
-def test_config_names_an_unknown_text_detector():
-    with pytest.raises(ConfigError, match=r"^filters\.text_detector: must be craft or tesseract, got 'ocr'$"):
-        validate_curation_filters(CurationConfig(text_detector="ocr"), "filters")
 
 
 # ---------------------------------------------------------------- the released weights

@@ -375,24 +375,6 @@ def test_curation_rejecting_the_whole_pool_fails_naming_its_written_rejections(t
 
 
 @pytest.mark.parametrize(
-    "key, value, message",
-    [
-        ("workers", 0, "curation_filters.workers: must be >= 1"),
-        ("flow_quantile", 2.0, "curation_filters.flow_quantile: must be within"),
-        ("raft_variant", "huge", "curation_filters.raft_variant: must be small or large"),
-    ],
-)
-def test_impossible_curation_settings_are_named(key, value, message):
-    from asva.config.validate import validate
-    from asva.errors import ConfigError
-
-    cfg = ExperimentConfig()
-    setattr(cfg.curation_filters, key, value)
-    with pytest.raises(ConfigError, match=message):
-        validate(cfg)
-
-
-@pytest.mark.parametrize(
     ("config", "override", "key"),
     [
         ("curation", "curation_filters=footage", "curation_filters"),

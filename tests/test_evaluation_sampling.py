@@ -25,7 +25,7 @@ from asva.data.audio import fbank
 from asva.data.dataset import ClipSet
 from asva.evaluation import generation
 from asva.evaluation.generation import generate, generated_dir, model_key
-from asva.evaluation.sampling import sample
+from asva.evaluation.sampling import denoise
 from asva.models.asva_model import ASVAModel, ImageToVideoBase
 from asva.models.audio_encoders import TinyAudioEncoder
 
@@ -79,9 +79,9 @@ def record_sampled_batches(monkeypatch, sampled: list[int], fail_on: int | None 
         sampled.append(int(generator.initial_seed()) % generation.SEED_STRIDE)
         if batch == fail_on:
             raise KeyboardInterrupt("preempted")
-        return sample(model, frames, audio, captions, cfg, generator, use_audio)
+        return denoise(model, frames, audio, captions, cfg, generator, use_audio)
 
-    monkeypatch.setattr(generation, "sample", recording)
+    monkeypatch.setattr(generation, "denoise", recording)
 
 
 def test_an_interrupted_evaluation_samples_only_the_missing_batches_and_ends_with_the_same_clips(

@@ -1,5 +1,6 @@
 """`experiment=paper_6fps` / `paper_12fps`: the paper's whole setting in one word, on every entry point
-whose config is a job's, and a warning when the paper model is trained with the embedded recipe."""
+whose config is a job's, and a warning when the paper model is trained with the embedded recipe.
+`experiment=paper` of sweeps/curate.py and sweeps/train_sync_classifier.py: their own presets."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from conftest import REPO, path_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from asva.config.schema import CurationConfig, ExperimentConfig
+from asva.config.schema import (
+    AVSyncDClassifierConfig,
+    CurateConfig,
+    CurationConfig,
+    ExperimentConfig,
+    TrainSyncClassifierConfig,
+)
 from asva.config.store import register
 from asva.config.validate import paper_recipe_warning
 
@@ -20,10 +27,13 @@ JOB_CONFIGS = ["window_radius", "encoder_layers", "kshot", "curation", "search",
 
 
 def composed(config: str, overrides: list[str]) -> ExperimentConfig:
-    """The typed config of sweeps/conf/<config>.yaml; a preset's real benchmark gets a (never read) root."""
+    """The typed config of sweeps/conf/<config>.yaml; a preset's real benchmark gets a (never read) root, an
+    evaluation the run it evaluates."""
     register()
     if any(override.startswith("experiment=") for override in overrides):
         overrides = ["data.root=/benchmark", *overrides]
+    if config == "evaluate":
+        overrides = ["run_id=any", *overrides]
     with initialize_config_dir(config_dir=str(REPO / "sweeps" / "conf"), version_base="1.3"):
         return OmegaConf.to_object(compose(config_name=config, overrides=overrides))
 
@@ -33,7 +43,7 @@ def test_paper_6fps_sets_the_papers_model_recipe_curation_and_evaluation():
     model, data, train = cfg.model, cfg.data, cfg.train
     assert (model.name, model.variant, model.context_dim) == ("dynamicrafter", "256", 1024)
     assert cfg.audio_layers == "a:3-7-11+b:3-7-11"
-    assert (cfg.audio.encoder_a.kind, cfg.audio.encoder_b.kind) == ("imagebind", "beats")
+    assert (cfg.audio.encoders["a"].kind, cfg.audio.encoders["b"].kind) == ("imagebind", "beats")
     assert not model.frame_time_encoding and not model.audio_time_encoding  # the papers' cross-attention
     assert (data.name, data.fps, data.frame_size, data.clip_seconds) == ("avsync15", 6, 256, 2.0)
     assert data.pool_format == "vggsound"
@@ -118,3 +128,61 @@ def test_the_paper_curation_keeps_what_only_the_extra_filters_reject(tmp_path):
     for name, video in videos.items():
         assert curation.examine(video, embedded).rejected, name
         assert curation.examine(video, replace(embedded, **extras_off)).kept, name
+
+
+def test_curate_paper_is_the_papers_four_filters_over_vggsound_without_avsync15_test_footage():
+    cfg = composed("curate", ["experiment=paper", "input=/videos"])
+    filters = cfg.filters
+    assert filters == composed("base", ["curation_filters=paper"]).curation_filters
+    assert filters.metadata and filters.scenes and filters.flow and filters.text
+    assert (filters.scene_threshold, filters.min_side) == (27.0, 256)  # camera footage
+    assert (filters.max_frame_interval_spread, filters.min_audio_rms, filters.min_flow) == (None, 0.0, 0.0)
+    assert (cfg.input, cfg.vggsound_csv) == ("/videos", "vggsound.csv")  # VGGSound's release CSV in its folder
+    assert (cfg.data.name, cfg.data.root, cfg.data.leak_check_against) == ("avsync15", "/benchmark", None)
+    assert cfg.study == composed("curate", []).study
+
+
+def test_train_sync_classifier_paper_is_avsyncds_classifier_and_recipe_at_12_fps():
+    from asva.evaluation.avsync_classifier import paper_recipe
+
+    cfg = composed("train_sync_classifier", ["experiment=paper"])
+    recipe = cfg.classifier.avsyncd
+    assert cfg.classifier.kind == "avsyncd" and recipe == AVSyncDClassifierConfig() and paper_recipe(asdict(recipe))
+    assert (recipe.weight_decay, recipe.max_grad_norm, recipe.lr, recipe.steps) == (0.01, 1.0, 2e-4, 40000)
+    data = cfg.data
+    assert (data.name, data.root, data.decode) == ("avsync15", "/benchmark", "memory")  # VGGSS, whole videos
+    assert (data.fps, data.frame_size) == (12, 224)
+
+
+def test_the_entry_points_presets_stay_their_own():
+    with pytest.raises(Exception, match="Could not find 'experiment/paper'"):
+        composed("window_radius", ["experiment=paper"])
+    assert composed("curate", []).filters == CurationConfig()  # no preset unless asked for
+    assert composed("train_sync_classifier", []).classifier.kind == "asva_small"
+
+
+@pytest.mark.parametrize(
+    ("config", "schema", "given", "key"),
+    [
+        ("curate", CurateConfig, [], "data.root"),
+        ("curate", CurateConfig, ["data.root=/benchmark"], "vggsound_csv"),  # "needs input"
+        ("train_sync_classifier", TrainSyncClassifierConfig, [], "data.root"),
+    ],
+)
+def test_a_preset_without_its_inputs_fails_in_one_line_naming_the_key_before_compute(
+    capsys, config, schema, given, key
+):
+    from asva import cli
+
+    register()
+    with initialize_config_dir(config_dir=str(REPO / "sweeps" / "conf"), version_base="1.3"):
+        cfg = compose(config_name=config, overrides=["experiment=paper", *given])
+
+    def compute(typed):
+        raise AssertionError("computed with an incomplete config")
+
+    with pytest.raises(SystemExit) as exited:
+        cli.run_command(cfg, schema, compute)  # what the entry point's main runs
+    [line] = capsys.readouterr().err.splitlines()
+    assert exited.value.code == 2 and line.startswith(f"error: {key}: ")
+    assert key != "vggsound_csv" or "needs input" in line

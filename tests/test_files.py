@@ -1,9 +1,10 @@
 """asva/files.py: a failed write leaves the previous file and no debris, a cache is built by one of
-several concurrent processes, and a folder's settings are recorded once."""
+several concurrent processes, and a folder's settings are recorded once and a run with others refused."""
 
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import time
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from asva.files import atomic_open, build_once, load_torch, record_settings, save_torch, write_csv, write_text
+from asva.errors import DataError
+from asva.files import atomic_open, build_once, claim_settings, load_torch, save_torch, write_csv, write_text
 
 
 def test_a_failed_write_keeps_the_previous_file_and_leaves_no_partial_file(tmp_path):
@@ -61,7 +63,12 @@ def test_concurrent_jobs_build_a_cache_once_and_read_the_same_result(tmp_path):
     assert builds.read_text() == "built\n"
 
 
-def test_settings_are_recorded_on_the_first_run_and_returned_later(tmp_path):
+def test_settings_are_recorded_on_the_first_run_and_a_run_with_others_refused(tmp_path):
     path = tmp_path / "out" / "settings.json"
-    assert record_settings(path, {"shards": 2}) is None
-    assert record_settings(path, {"shards": 3}) == {"shards": 2}  # the first run's, for the caller to compare
+    claim_settings(path, {"shards": 2, "fps": 6}, "out was made")
+    claim_settings(path, {"shards": 2, "fps": 6}, "out was made")  # the same settings: the run may resume
+    assert json.loads(path.read_text()) == {"shards": 2, "fps": 6}
+    # What differs, a key the first run did not record among them.
+    with pytest.raises(DataError, match=r"^out was made with other settings \(sets, shards differ from those in "):
+        claim_settings(path, {"shards": 3, "fps": 6, "sets": "pool"}, "out was made")
+    assert json.loads(path.read_text()) == {"shards": 2, "fps": 6}

@@ -17,7 +17,7 @@ SMALL = [
     "data.synthetic.test_per_class=1",
     "data.synthetic.pool_per_class=2",
     "model.base_train_steps=2",
-    "audio.encoder_a.train_steps=2",
+    "audio.encoders.a.train_steps=2",
     "diffusion.sampling_steps=2",
     "train.num_threads=1",
 ]

@@ -82,7 +82,8 @@ def test_copies_of_a_test_video_are_found_and_unrelated_videos_kept(bench, tmp_p
         assert hit.test_id == "hammer_test_001" and hit.test_path == str(source)
         assert hit.offset == pytest.approx(7 / FPS, abs=1 / FPS)
         assert hit.frames >= leakcheck.MIN_MATCHES
-    assert leakcheck.find_leaks(entries, tests, tmp_path / "cache", workers=1) == {n: "hammer_test_001" for n in copies}
+    serial = leakcheck.find_leak_matches(entries, tests, tmp_path / "cache", workers=1)
+    assert {name: hit.test_id for name, hit in serial.items()} == {name: "hammer_test_001" for name in copies}
     rows = leakcheck.leak_rows(list(matches.values()))
     assert [r["video_id"] for r in rows] == sorted(copies) and rows[0]["test_path"] == str(source)
 
@@ -104,7 +105,8 @@ def test_colour_tells_apart_what_the_grey_hash_cannot(tmp_path):
     grey = [leakcheck.frame_signature(f) for f in (yellow[5], purple[5])]
     assert np.bitwise_count(grey[0][0] ^ grey[1][0]) <= leakcheck.MAX_HAMMING  # the hash alone would match
     pool = [("purple", tmp_path / "purple.mp4"), ("same", test)]
-    assert leakcheck.find_leaks(pool, [test], workers=1) == {"same": "test"}
+    matches = leakcheck.find_leak_matches(pool, [test], workers=1)
+    assert list(matches) == ["same"] and matches["same"].test_id == "test"
 
 
 def test_fingerprints_are_cached_by_path_size_and_mtime(bench, tmp_path, monkeypatch):
@@ -146,9 +148,9 @@ def test_an_unreadable_test_video_stops_the_check_an_unreadable_pool_video_does_
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video")
     test = videos(bench, "test.txt")[0]
-    assert leakcheck.find_leaks([("broken", broken)], [test], workers=1) == {}
+    assert leakcheck.find_leak_matches([("broken", broken)], [test], workers=1) == {}
     with pytest.raises(DataError, match="leak check: test video unreadable: .*broken.mp4"):
-        leakcheck.find_leaks([("fine", test)], [broken], workers=1)
+        leakcheck.find_leak_matches([("fine", test)], [broken], workers=1)
 
 
 def test_leak_check_against_names_benchmarks_and_fails_on_an_unknown_one(bench, tmp_path):

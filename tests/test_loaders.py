@@ -5,20 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from training_videos import time_coded_frames
 
 from asva.config.schema import DataConfig
 from asva.data.dataset import load_pool, load_split, load_vggsound, read_vggsound_csv
 from asva.data.media import read_audio, read_clip, write_video, write_wav
 from asva.errors import DataError
-
-
-def time_coded_frames(seconds: float, fps: int, height: int = 48, width: int = 64) -> np.ndarray:
-    """Frames whose brightness is 20 x their time (s): the picture says when it was shown."""
-    count = round(seconds * fps)
-    frames = np.zeros((count, height, width, 3), dtype=np.uint8)
-    for index in range(count):
-        frames[index] = min(255, round(20 * index / fps))
-    return frames
 
 
 def stereo_tone(seconds: float, rate: int) -> np.ndarray:

@@ -20,6 +20,15 @@ from mlflow.tracking import MlflowClient
 from scipy import stats as scipy_stats
 
 from analysis import budget, make_tables, outputs, plots, runs, tables
+from analysis.metrics import MISSING, OTHER, by_family, metric_family, metric_info, metric_sort_key
+from analysis.render import (
+    HIGHER_THAN_ABOVE,
+    LOWER_THAN_ABOVE,
+    TERMINAL_COLUMNS,
+    fit_to_width,
+    markdown_table,
+    printed_width,
+)
 from asva.tracking.store import PARENT_TAG, ROLE_JOB, ROLE_PRETRAIN, ROLE_SWEEP, ROLE_TAG, STUDY_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -362,33 +371,30 @@ def test_load_job_runs_filters_in_one_query(store: Store) -> None:
 
 
 def test_metric_registry_formats_and_orders() -> None:
-    fd, sync = tables.metric_info("fd_pixel_synth"), tables.metric_info("event_sync")
+    fd, sync = metric_info("fd_pixel_synth"), metric_info("event_sync")
     # Full names in figures and the budget table, short ones in table columns (* = not the paper's).
     assert fd.header == "FD-pixel (synthetic) ↓" and sync.header == "EventSync (synthetic) ↑"
     assert fd.column == "FD-pixel* ↓" and sync.column == "EventSync* ↑"
     assert (
-        tables.metric_info("fvd").header == tables.metric_info("fvd").column == "FVD ↓"
-        and tables.metric_info("alignsync").column == "AlignSync ↑"
+        metric_info("fvd").header == metric_info("fvd").column == "FVD ↓"
+        and metric_info("alignsync").column == "AlignSync ↑"
     )
     assert fd.cell(319.71, 3.14, 3, gain=-72.1) == "319.7 ± 3.1 (↓72.1)"
     assert sync.cell(94.281, 0.123, 3, gain=4.28, mark="†") == "94.28 ± 0.12 (↑4.28)†"
-    assert sync.cell(71.0, 1.0, 3, mark=tables.HIGHER_THAN_ABOVE) == "71.00 ± 1.00▲"
+    assert sync.cell(71.0, 1.0, 3, mark=HIGHER_THAN_ABOVE) == "71.00 ± 1.00▲"
     assert sync.cell(94.28, math.nan, 1) == "94.28"
-    assert sync.cell(math.nan, math.nan, 0) == tables.MISSING
-    assert tables.metric_info("fd_flow_synth").decimals == 1 and tables.metric_info("clip_score").decimals == 2
-    assert tables.metric_info("event_sync_null_audio").header == "EventSync (synthetic), null audio"
-    assert tables.metric_info("event_sync_null_audio").column == "EventSync*, null audio"  # a control: no direction
-    assert (
-        tables.metric_info("fvd_embedded").header == "FVD (embedded) ↓"
-        and tables.metric_info("fvd_embedded").column == "FVD* ↓"
-    )
-    assert tables.metric_info("relsync_embedded_openclass").header == "RelSync (embedded), open-class ↑"
-    assert tables.metric_info("relsync_embedded_openclass").column == "RelSync*, open-class ↑"
-    assert tables.metric_info("alignsync_openclass").decimals == 2
+    assert sync.cell(math.nan, math.nan, 0) == MISSING
+    assert metric_info("fd_flow_synth").decimals == 1 and metric_info("clip_score").decimals == 2
+    assert metric_info("event_sync_null_audio").header == "EventSync (synthetic), null audio"
+    assert metric_info("event_sync_null_audio").column == "EventSync*, null audio"  # a control: no direction
+    assert metric_info("fvd_embedded").header == "FVD (embedded) ↓" and metric_info("fvd_embedded").column == "FVD* ↓"
+    assert metric_info("relsync_embedded_openclass").header == "RelSync (embedded), open-class ↑"
+    assert metric_info("relsync_embedded_openclass").column == "RelSync*, open-class ↑"
+    assert metric_info("alignsync_openclass").decimals == 2
     # The stand-in FVD is on a scale of 1 (docs/metrics.md), the paper's of 100.
     assert (
-        tables.metric_info("fvd_embedded").cell(0.8421, 0.0312, 3) == "0.842 ± 0.031"
-        and tables.metric_info("fvd_embedded_openclass").decimals == 3
+        metric_info("fvd_embedded").cell(0.8421, 0.0312, 3) == "0.842 ± 0.031"
+        and metric_info("fvd_embedded_openclass").decimals == 3
     )
     names = [
         "zeta",
@@ -403,23 +409,19 @@ def test_metric_registry_formats_and_orders() -> None:
         "ia",
     ]
     names += ["relsync_embedded", "relsync_openclass", "relsync_embedded_openclass", "fvd_embedded"]
-    assert sorted(names, key=tables.metric_sort_key) == [
+    assert sorted(names, key=metric_sort_key) == [
         "fvd", "fvd_embedded", "ia", "it", "relsync", "relsync_openclass", "relsync_embedded", "relsync_embedded_openclass",
         "alignsync", "fd_pixel_synth", "event_sync", "event_sync_null_audio", "alpha", "zeta",
     ]  # fmt: skip
     # Printed tables: the paper's columns, then their open-class scores and null-audio controls,
     # then everything else (variants included).
-    assert tables.by_family(names) == {
+    assert by_family(names) == {
         "": ["fvd", "fvd_embedded", "ia", "it", "relsync", "relsync_embedded", "alignsync", "event_sync"],
         "_openclass": ["relsync_openclass", "relsync_embedded_openclass"],
         "_null_audio": ["event_sync_null_audio"],
         "other": ["fd_pixel_synth", "alpha", "zeta"],
     }
-    assert (
-        tables.metric_family("fd_pixel_synth_null_audio")
-        == tables.metric_family("clip_score_openclass")
-        == tables.OTHER
-    )
+    assert metric_family("fd_pixel_synth_null_audio") == metric_family("clip_score_openclass") == OTHER
 
 
 def test_fig4b_window_radius_table(job_runs: pd.DataFrame) -> None:
@@ -502,7 +504,7 @@ def test_fig4b_window_radius_table(job_runs: pd.DataFrame) -> None:
     markdown = table.to_markdown()
     assert "| 12.0           | 1 | 30.50         |" in markdown and "#### synthetic: other metrics" in markdown
     assert " ".join(markdown.split()).endswith(table.footnote())  # the footnote last, wrapped to the terminal too
-    assert max(map(len, markdown.splitlines())) <= tables.TERMINAL_COLUMNS
+    assert max(map(len, markdown.splitlines())) <= TERMINAL_COLUMNS
 
 
 def test_fig4a_encoder_layers_table(job_runs: pd.DataFrame) -> None:
@@ -560,11 +562,11 @@ def test_embedded_default_tables_have_the_papers_columns_within_120_columns(stud
     assert all(" ± " in cell for cell in main.iloc[2:, 1:].to_numpy().ravel())  # 3 seeds: mean ± std
     markdown = table.to_markdown()
     assert "(continued)" not in markdown and "_ref_" not in markdown
-    assert max(map(len, markdown.splitlines())) <= tables.TERMINAL_COLUMNS
+    assert max(map(len, markdown.splitlines())) <= TERMINAL_COLUMNS
     # Significant steps are marked: in this sweep the largest radius loses synchronization.
     if study == "window_radius":
-        assert main.iloc[-1]["RelSync* ↑"].endswith(tables.LOWER_THAN_ABOVE) and main.iloc[-1]["FVD* ↓"].endswith(
-            tables.HIGHER_THAN_ABOVE
+        assert main.iloc[-1]["RelSync* ↑"].endswith(LOWER_THAN_ABOVE) and main.iloc[-1]["FVD* ↓"].endswith(
+            HIGHER_THAN_ABOVE
         )
     # The CSV and the LaTeX keep every metric in one table.
     logged = {
@@ -582,14 +584,14 @@ def test_a_table_wider_than_the_terminal_is_split_keeping_its_key_columns() -> N
         {"K": ["1", "10"], "n": ["3", "3"]}
         | {f"metric {index}": ["94.28 ± 0.17 (↑4.28)†", "1.0"] for index in range(6)}
     )
-    parts = tables.fit_to_width(frame, ["K", "n"])
+    parts = fit_to_width(frame, ["K", "n"])
     assert [list(part.columns) for part in parts] == [
         ["K", "n", "metric 0", "metric 1", "metric 2", "metric 3"],
         ["K", "n", "metric 4", "metric 5"],
     ]
-    assert all(tables.printed_width(part) <= tables.TERMINAL_COLUMNS for part in parts)
-    assert tables.printed_width(frame) > tables.TERMINAL_COLUMNS
-    assert tables.markdown_table(frame.iloc[:, :3]).splitlines() == [
+    assert all(printed_width(part) <= TERMINAL_COLUMNS for part in parts)
+    assert printed_width(frame) > TERMINAL_COLUMNS
+    assert markdown_table(frame.iloc[:, :3]).splitlines() == [
         "| K  | n | metric 0              |",
         "|:---|:--|:----------------------|",
         "| 1  | 3 | 94.28 ± 0.17 (↑4.28)† |",
@@ -931,7 +933,7 @@ def test_main_prints_markdown_and_writes_every_format(
     assert "94.28 ± 0.17 (↑4.28)" in printed and "1 run excluded: failed/unfinished (1 FAILED)." in printed
     assert "### Annotation budget" in printed
     # Every table and footnote within the terminal (the "wrote ..." lines name a temporary folder).
-    assert max(len(line) for line in printed.splitlines() if not line.startswith("wrote ")) <= tables.TERMINAL_COLUMNS
+    assert max(len(line) for line in printed.splitlines() if not line.startswith("wrote ")) <= TERMINAL_COLUMNS
     for name in make_tables.NAMES:
         assert (tmp_path / f"{name}.md").read_text().startswith("### ")
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -160,7 +160,8 @@ def test_fid_is_zero_for_identical_frame_sets(tmp_path):
 def test_evaluation_networks_wire_the_checkpoints_in(tiny_clip_checkpoint, monkeypatch, tmp_path):
     from types import SimpleNamespace
 
-    from asva.config.schema import ExperimentConfig
+    from asva.config.schema import EvalConfig, ExperimentConfig
+    from asva.errors import ConfigError
     from asva.evaluation import networks
     from asva.evaluation.clip_score import OpenCLIPEmbedder
     from asva.evaluation.embedders import TinyCLIP
@@ -183,6 +184,5 @@ def test_evaluation_networks_wire_the_checkpoints_in(tiny_clip_checkpoint, monke
     cfg.eval.networks.clip_checkpoint = str(tmp_path / "absent" / "open_clip_pytorch_model.bin")
     with pytest.raises(FileNotFoundError, match="absent/open_clip_pytorch_model.bin"):
         networks.evaluation_networks(cfg, train, tmp_path)
-    cfg.eval.networks.clip_checkpoint, cfg.eval.fid = None, True
-    with pytest.raises(ValueError, match="fid_inception_checkpoint"):
-        networks.evaluation_networks(cfg, train, tmp_path)
+    with pytest.raises(ConfigError, match="^networks.fid_inception_checkpoint: eval.fid=true needs"):
+        EvalConfig(fid=True)  # refused when the config is built, before any network is

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ def tiny(schema, workdir: Path, *extra: str):
     config = OmegaConf.merge(
         OmegaConf.structured(schema),
         OmegaConf.from_dotlist(
-            [*(o for o in TINY_OVERRIDES if o.split(".")[0] in {f for f in asdict(schema())}), *extra]
+            [*(o for o in TINY_OVERRIDES if o.split(".")[0] in {f.name for f in fields(schema)}), *extra]
         ),
         OmegaConf.from_dotlist([f"paths.cache_dir={workdir / 'cache'}", f"paths.runs_dir={workdir / 'runs'}"]),
     )
@@ -109,3 +109,17 @@ def test_evaluate_names_a_missing_checkpoint_before_any_compute(workdir, tmp_pat
     missing = tmp_path / "nowhere" / "finetune.pt"
     with pytest.raises(DataError, match=f"checkpoint: {missing} does not exist"):
         run_evaluation(tiny(EvaluateConfig, workdir, f"checkpoint={missing}"))
+
+
+def test_a_run_logged_with_encoder_a_and_encoder_b_is_read_back_into_the_encoders_mapping(session_store):
+    from mlflow.tracking import MlflowClient
+
+    from asva.evaluation.standalone import config_of_run
+
+    client = MlflowClient(session_store)
+    run = client.create_run(client.create_experiment("schema_before_the_encoders_mapping"))
+    client.log_param(run.info.run_id, "cfg.audio.encoder_b.kind", "beats")
+    client.log_param(run.info.run_id, "cfg.audio.encoder_b.checkpoint", "/ckpt/BEATs_iter3.pt")
+    cfg = config_of_run(run.info.run_id)
+    assert (cfg.audio.encoders["b"].kind, cfg.audio.encoders["b"].checkpoint) == ("beats", "/ckpt/BEATs_iter3.pt")
+    assert cfg.audio.encoders["a"] == ExperimentConfig().audio.encoders["a"]

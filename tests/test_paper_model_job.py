@@ -116,10 +116,10 @@ def paper_overrides(paths: dict[str, Path]) -> list[str]:
         "model.latent_downsample=2",
         "data.frame_size=32",
         f"model.base_checkpoint={paths['base']}",
-        f"audio.encoder_a.checkpoint={paths['imagebind']}",
-        f"audio.encoder_a.dim={IMAGEBIND_DIM}",
-        f"audio.encoder_b.checkpoint={paths['beats']}",
-        "audio.encoder_b.dim=32",
+        f"audio.encoders.a.checkpoint={paths['imagebind']}",
+        f"audio.encoders.a.dim={IMAGEBIND_DIM}",
+        f"audio.encoders.b.checkpoint={paths['beats']}",
+        "audio.encoders.b.dim=32",
         "train.num_threads=1",
     ]
 
@@ -198,21 +198,21 @@ def test_missing_paper_checkpoints_are_named_before_training(tmp_path, session_s
     with pytest.raises(DataError, match="model.base_checkpoint"):
         base_model(cfg, None, tmp_path)
     cfg = load_config(
-        [*path_overrides(tmp_path), *paper_overrides(paths), f"audio.encoder_b.checkpoint={tmp_path / 'gone.pt'}"]
+        [*path_overrides(tmp_path), *paper_overrides(paths), f"audio.encoders.b.checkpoint={tmp_path / 'gone.pt'}"]
     )
     with pytest.raises(
-        DataError, match=r"audio.encoder_b.checkpoint: .*gone\.pt does not exist \(expected an official BEATs"
+        DataError, match=r"audio.encoders.b.checkpoint: .*gone\.pt does not exist \(expected an official BEATs"
     ):
-        audio_encoder("b", cfg.audio.encoder_b, None, tmp_path)
-    cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), "audio.encoder_a.checkpoint=null"])
+        audio_encoder("b", cfg.audio.encoders["b"], None, tmp_path)
+    cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), "audio.encoders.a.checkpoint=null"])
     with pytest.raises(DataError, match=r"imagebind_huge\.pth"):
-        audio_encoder("a", cfg.audio.encoder_a, None, tmp_path)
+        audio_encoder("a", cfg.audio.encoders["a"], None, tmp_path)
     # The encoder's file and the config's widths must agree.
-    cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), "audio.encoder_b.dim=768"])
+    cfg = load_config([*path_overrides(tmp_path), *paper_overrides(paths), "audio.encoders.b.dim=768"])
     from asva.errors import ConfigError
 
     with pytest.raises(ConfigError, match="holds 12 layers of width 32"):
-        audio_encoder("b", cfg.audio.encoder_b, None, tmp_path)
+        audio_encoder("b", cfg.audio.encoders["b"], None, tmp_path)
 
 
 def test_the_base_gets_the_frame_stride_of_the_source_and_clip_rates(tmp_path):

@@ -39,3 +39,15 @@ def test_cli_prints_one_json_line_and_rejects_bad_values(capsys):
 @pytest.mark.parametrize("preset,spec", [("ib7-9-11", "a:7-9-11"), ("ib3-7-11", "a:3-7-11")])
 def test_presets_map_to_the_audio_layers_format(preset, spec):
     assert load_config([f"audio_layers={preset}"]).audio_layers == spec
+
+
+def test_each_feature_set_of_the_encoder_layer_grid_adds_one_projection_per_tap():
+    """Fig. 4a's grid (sweeps/conf/encoder_layers.yaml) on the embedded model, counted without training."""
+    cfg = load_config([])
+    per_tap = cfg.audio.encoders["a"].dim * cfg.model.context_dim + cfg.model.context_dim  # a linear projection
+    grid = ("a:11", "a:7-9-11", "a:3-7-11", "a:3-7-11+b:3-7-11")
+    trainable = {layers: counts(load_config([f"audio_layers={layers}"]))["trainable"] for layers in grid}
+    assert trainable["a:7-9-11"] - trainable["a:11"] == 2 * per_tap
+    assert trainable["a:3-7-11"] == trainable["a:7-9-11"]  # the same number of taps, spread wider
+    assert cfg.audio.encoders["b"].dim == cfg.audio.encoders["a"].dim
+    assert trainable["a:3-7-11+b:3-7-11"] - trainable["a:3-7-11"] == 3 * per_tap

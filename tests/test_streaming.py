@@ -8,46 +8,29 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from test_model_and_training import make_model
 
 import asva.distributed as distributed
 from asva.config.schema import DataConfig, DiffusionConfig, StageConfig
 from asva.data.dataset import load_split
 from asva.data.loader import Draw, StepDraws, WindowClips, clip_loader
-from asva.data.media import write_video
 from asva.distributed import World
 from asva.errors import DataError
 from asva.training.adapters import train_adapter_stage
-from tests.test_loaders import time_coded_frames
-from tests.test_model_and_training import make_model
-from tests.test_windows import SECONDS, SOURCE_FPS, ramp_tone
-
-STREAM = DataConfig(name="avsync15", frame_size=16, decode="stream", num_workers=0)
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    """Three 8-s training videos (one with 48 kHz stereo sound) and one 2-s one, AVSync15 layout."""
-    root = tmp_path_factory.mktemp("stream")
-    train = ["dog/v0.mp4", "dog/v1.mp4", "dog/v2.mp4", "cat/short.mp4"]
-    (root / "classes.txt").write_text("dog\ncat\n")
-    (root / "train.txt").write_text("\n".join(train) + "\n")
-    (root / "test.txt").write_text("dog/v0.mp4\n")
-    for entry in train:
-        seconds = 2.0 if "short" in entry else SECONDS
-        frames = time_coded_frames(seconds, SOURCE_FPS)
-        if entry == "dog/v1.mp4":
-            tone = ramp_tone(seconds, 48000)
-            write_video(root / "videos" / entry, frames, SOURCE_FPS, np.stack([tone, 0.5 * tone]), 48000)
-        else:
-            write_video(root / "videos" / entry, frames, SOURCE_FPS, ramp_tone(seconds))
-    return root
+def data_config(root, decode: str) -> DataConfig:
+    return DataConfig(name="avsync15", root=str(root), frame_size=16, decode=decode, num_workers=0)
 
 
 @pytest.fixture(scope="module")
-def both(root):
-    """(streamed, in-memory) decodes of the same training split."""
-    memory = DataConfig(name="avsync15", frame_size=16, decode="memory")
-    return load_split(root, "train", STREAM, root / "cache"), load_split(root, "train", memory, root / "cache")
+def both(training_videos, tmp_path_factory):
+    """(streamed, in-memory) decodes of the same training split (tests/training_videos.py)."""
+    cache = tmp_path_factory.mktemp("decoded")
+    return tuple(
+        load_split(training_videos, "train", data_config(training_videos, decode), cache)
+        for decode in ("stream", "memory")
+    )
 
 
 def test_a_streamed_split_decodes_nothing_up_front(both):
@@ -74,12 +57,16 @@ def test_the_fixed_clips_of_a_streamed_split_are_those_of_memory(both):
     torch.testing.assert_close(decoded.audio, memory.audio, atol=1e-5, rtol=0)
 
 
-def test_a_stage_trains_the_same_on_streamed_and_in_memory_clips(both):
+def test_a_stage_trains_the_same_on_streamed_and_in_memory_clips(training_videos, both):
     stage = StageConfig(lr=3e-3, batch_size=2, steps=4, checkpoint_every=100)
     losses = []
     for clips in both:
         model = make_model()
-        losses.append(train_adapter_stage(model, clips, stage, DiffusionConfig(), 0, "test", data=STREAM))
+        losses.append(
+            train_adapter_stage(
+                model, clips, stage, DiffusionConfig(), 0, "test", data=data_config(training_videos, "stream")
+            )
+        )
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
 
 
@@ -107,17 +94,17 @@ def test_workers_read_exactly_what_the_training_process_reads(both):
         assert torch.equal(serial.fbank, parallel.fbank)
 
 
-def test_a_file_broken_during_training_is_skipped_counted_and_named_once(root, tmp_path, caplog):
+def test_a_file_broken_during_training_is_skipped_counted_and_named_once(training_videos, tmp_path, caplog):
     copy = tmp_path / "copy"
-    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("cache"))
-    clips = load_split(copy, "train", STREAM, tmp_path / "cache")
+    shutil.copytree(training_videos, copy)
+    clips = load_split(copy, "train", data_config(copy, "stream"), tmp_path / "cache")
     broken = copy / "videos" / "dog" / "v1.mp4"
     broken.write_bytes(broken.read_bytes()[:300])  # truncated after the split was read
     failed: set[str] = set()
     stage = StageConfig(lr=3e-3, batch_size=4, steps=6, checkpoint_every=100)
     with caplog.at_level(logging.WARNING):
         losses = train_adapter_stage(
-            make_model(), clips, stage, DiffusionConfig(), 0, "test", data=STREAM, failed=failed
+            make_model(), clips, stage, DiffusionConfig(), 0, "test", data=data_config(copy, "stream"), failed=failed
         )
     assert len(losses) == 6 and all(np.isfinite(losses))
     assert len(failed) == 1 and str(broken) in next(iter(failed))
@@ -125,18 +112,18 @@ def test_a_file_broken_during_training_is_skipped_counted_and_named_once(root, t
     assert len(named) == 1  # logged once, though every step drew it
 
 
-def test_a_split_naming_a_missing_file_fails_before_decoding(root, tmp_path):
+def test_a_split_naming_a_missing_file_fails_before_decoding(training_videos, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("cache"))
+    shutil.copytree(training_videos, copy)
     (copy / "videos" / "dog" / "v2.mp4").unlink()
     with pytest.raises(DataError, match=r"train.txt: names .*dog/v2.mp4, which does not exist"):
-        load_split(copy, "train", STREAM, tmp_path / "cache")
+        load_split(copy, "train", data_config(copy, "stream"), tmp_path / "cache")
 
 
-def test_an_unreadable_clip_is_reported_not_raised(root, tmp_path):
+def test_an_unreadable_clip_is_reported_not_raised(training_videos, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("cache"))
-    clips = load_split(copy, "train", STREAM, tmp_path / "cache")
+    shutil.copytree(training_videos, copy)
+    clips = load_split(copy, "train", data_config(copy, "stream"), tmp_path / "cache")
     (copy / "videos" / "cat" / "short.mp4").write_bytes(b"")
     item = WindowClips(clips.windows, 16000)[Draw(row=3, fraction=0.5, position=0, global_size=1)]
     assert "short.mp4" in item["failed"] and "frames" not in item

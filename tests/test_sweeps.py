@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import REPO, TINY_OVERRIDES, job_env, path_overrides
+from conftest import REPO, TINY_OVERRIDES, composed, job_env, path_overrides
 
 
 def run_sweep(script: str, args: list[str], workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -37,19 +37,29 @@ def runs_of(workdir: Path, study: str):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("window_radius=-1", "error: window_radius: must be > 0, got -1.0"),
         ("k=500", "error: k: 500 is larger than the 90 training videos of class 'hammer'"),
         ("data.root=/no/such/folder", "error: data.root: /no/such/folder does not exist"),
         ("audio_layers=c:1", "error: audio_layers: unknown encoder 'c'"),
         ("train.finetune.lr=0", "error: train.finetune.lr: must be > 0, got 0.0"),
     ],
 )
-def test_invalid_values_fail_in_one_line_before_compute(tmp_path, override, message):
-    result = run_sweep("window_radius.py", [override], tmp_path, timeout=120)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+def test_invalid_values_fail_in_one_line_before_compute(tmp_path, capsys, override, message):
+    """What the entry point runs (asva.cli.run on the composed config), in this process."""
+    from asva import cli
+
+    with pytest.raises(SystemExit) as exit:
+        cli.run(composed(override, *path_overrides(tmp_path)))
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()  # nothing was generated or trained
+
+
+def test_the_entry_point_exits_2_with_the_one_line_and_no_traceback(tmp_path):
+    result = run_sweep("window_radius.py", ["window_radius=-1", *path_overrides(tmp_path)], tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "error: window_radius: must be > 0, got -1.0" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cache").exists()
 
 
 def test_unknown_key_is_named(tmp_path):
@@ -59,12 +69,14 @@ def test_unknown_key_is_named(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("launcher", ["basic", "submitit_local"])
+# submitit_local runs each job in a process of its own: slow, and the submitit path of the launcher
+# (hydra-submitit's BaseSubmititLauncher) runs in the default suite through tests/test_slurm.py.
+@pytest.mark.parametrize("launcher", ["basic", pytest.param("submitit_local", marks=pytest.mark.slow)])
 def test_two_job_multirun_writes_nested_runs(tmp_path, launcher):
     args = [
         "-m",
         "window_radius=0.5,2.0",
-        "seed=0",
+        "seed=1",  # the window radius sweep trains every seed on the whole split (k-shot runs it once)
         f"hydra/launcher={launcher}",
         *TINY_OVERRIDES,
         *path_overrides(tmp_path),
@@ -83,6 +95,7 @@ def test_two_job_multirun_writes_nested_runs(tmp_path, launcher):
         for key in ("dataset", "fps", "audio_layers", "k", "pretrain", "curation", "finetune", "seed", "config_hash"):
             assert key in job.data.params
         assert job.data.params["k"] == "all" and job.data.params["pretrain"] == "false"
+        assert job.data.params["seed"] == "1" and "final_train_loss" in job.data.metrics
         assert {"event_sync", "event_sync_null_audio", "event_sync_ref_groundtruth", "event_sync_ref_static"} <= set(
             job.data.metrics
         )
@@ -145,6 +158,9 @@ def test_kshot_trains_stage_one_once_and_reuses_it(tmp_path):
     assert {path: path.stat().st_mtime_ns for path in checkpoints} == checkpoints
 
 
+# Slow: the default seeds are what tests/test_launcher_config.py sees submitted, and a seed other than 0
+# trains on the whole split in test_two_job_multirun_writes_nested_runs.
+@pytest.mark.slow
 def test_window_radius_sweep_runs_three_seeds_of_each_row_on_the_whole_split(tmp_path):
     args = ["-m", "window_radius=0.5", *TINY_OVERRIDES, *path_overrides(tmp_path)]  # the default seeds
     result = run_sweep("window_radius.py", args, tmp_path)
@@ -156,6 +172,9 @@ def test_window_radius_sweep_runs_three_seeds_of_each_row_on_the_whole_split(tmp
     assert len({j.data.metrics["final_train_loss"] for j in jobs}) == 3  # each seed trains a model of its own
 
 
+# Slow: the grid is what tests/test_launcher_config.py sees submitted, and the trainable parameters
+# of each feature set are counted in tests/test_params.py without training.
+@pytest.mark.slow
 def test_encoder_layer_grid_runs_every_feature_set(tmp_path):
     args = ["-m", "seed=0", *TINY_OVERRIDES, *path_overrides(tmp_path)]  # one seed: the grid, not the seeds
     result = run_sweep("encoder_layers.py", args, tmp_path)

@@ -31,21 +31,52 @@ def test_a_token_a_float_error_off_a_chunk_border_belongs_to_the_later_chunk_onl
     assert tokens_seen(window_mask(frame_times(2, 6), near_border, 0.5, 6).T) == [[1], [1], [1]]
 
 
+# Tokens every 1/24 s over the 2-s clip: every window edge below (r a multiple of 0.5, 6 or 12 FPS)
+# falls on a token, so the tests also say on which side of an edge a token lands.
+GRID = torch.arange(49, dtype=torch.float64) / 24
+
+
+@pytest.mark.parametrize(
+    "fps, radius, frame, first, last",
+    [
+        # 6 FPS, frame 3 timed at 14/24 s, r / 6 s = 4r/24 s either side: tokens first .. last (x 1/24 s).
+        (6, 0.5, 3, 12, 15),
+        (6, 1.0, 3, 10, 17),
+        (6, 1.5, 3, 8, 19),
+        (6, 2.0, 3, 6, 21),
+        (6, 3.0, 3, 2, 25),
+        # The first and last frames (2/24 and 46/24 s): their windows are cut by the clip's ends.
+        (6, 1.5, 0, 0, 7),
+        (6, 1.5, 11, 40, 48),
+        # 12 FPS, frame 6 timed at 13/24 s, r / 12 s = 2r/24 s either side.
+        (12, 0.5, 6, 12, 13),
+        (12, 1.5, 6, 10, 15),
+        (12, 3.0, 6, 7, 18),
+    ],
+)
+def test_a_frame_sees_the_tokens_within_r_over_fps_seconds_of_its_centre(fps, radius, frame, first, last):
+    seen = tokens_seen(window_mask(frame_times(2 * fps, fps), GRID, radius, fps))
+    assert seen[frame] == list(range(first, last + 1))
+
+
+def test_tokens_near_the_clip_edges_are_seen_by_fewer_frames():
+    # 6 FPS, r = 1.5: a token at t is seen by the frames timed in (t - 6/24, t + 6/24] s. Frames sit
+    # at 2/24, 6/24, ..., 46/24 s: 2 frames see the first tokens, 3 those inside, 1 the token at 2 s.
+    counts = window_mask(frame_times(12, 6), GRID, 1.5, 6).sum(dim=0).tolist()
+    assert counts[:6] == [2, 2, 2, 2, 3, 3] and counts[-6:] == [3, 2, 2, 2, 2, 1]
+
+
 @pytest.mark.parametrize("fps", [6, 12])
 @pytest.mark.parametrize("radius", [0.5, 1.0, 1.5, 2.0, 3.0])
-def test_window_is_radius_over_fps_seconds(fps, radius):
+def test_a_token_inside_the_clip_is_seen_by_2r_frames_and_a_wider_window_sees_more(fps, radius):
     frames = frame_times(2 * fps, fps)
-    tokens = torch.linspace(0, 2, 97, dtype=torch.float64)
-    mask = window_mask(frames, tokens, radius, fps)
-    offset = tokens[None] - frames[:, None] + 1e-6  # the edge tolerance
-    assert torch.equal(mask, (-radius / fps <= offset) & (offset < radius / fps))
-    # Every frame sees at least one token, and a wider window never sees fewer.
-    assert mask.any(dim=1).all()
-    # Half-open windows: a token whose window lies inside the clip is seen by exactly 2r frames.
-    inside = (tokens >= radius / fps) & (tokens <= 2 - radius / fps)
-    assert (mask[:, inside].sum(dim=0) == 2 * radius).all()
+    mask = window_mask(frames, GRID, radius, fps)
+    assert mask.any(dim=1).all()  # every frame sees a token
+    # 1 s in the middle of the clip is inside every frame's reach for r <= 3 at 6 FPS.
+    middle = (GRID >= 0.5) & (GRID <= 1.5)
+    assert mask[:, middle].sum(dim=0).tolist() == [2 * radius] * int(middle.sum())
     if radius > 0.5:
-        assert (window_mask(frames, tokens, radius - 0.5, fps) <= mask).all()
+        assert (window_mask(frames, GRID, radius - 0.5, fps) <= mask).all()
 
 
 def test_12_fps_window_is_half_as_wide_as_6_fps():

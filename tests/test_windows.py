@@ -5,47 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_model_and_training import make_model
 
 from asva.config.schema import DataConfig, DiffusionConfig, StageConfig
 from asva.data import curation
 from asva.data.dataset import load_split
 from asva.data.loader import clip_fractions
-from asva.data.media import write_video
 from asva.data.windows import VideoWindows
 from asva.training.adapters import StageClips, train_adapter_stage
 from asva.training.pretrain import _kept_spans
-from tests.test_loaders import time_coded_frames
-from tests.test_model_and_training import make_model
-
-SECONDS, SOURCE_FPS = 8.0, 12
-
-
-def ramp_tone(seconds: float, rate: int = 16000) -> np.ndarray:
-    """A 440 Hz tone whose amplitude is 0.05 x (1 + t): the sound says when it was played."""
-    t = np.arange(round(seconds * rate)) / rate
-    return (0.05 * (1 + t) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
-def video_root(tmp_path_factory):
-    """Three 8-s training videos and one 2-s one, in the AVSync15 layout."""
-    root = tmp_path_factory.mktemp("long")
-    train = ["dog/v0.mp4", "dog/v1.mp4", "dog/v2.mp4", "cat/short.mp4"]
-    (root / "classes.txt").write_text("dog\ncat\n")
-    (root / "train.txt").write_text("\n".join(train) + "\n")
-    (root / "test.txt").write_text("dog/v0.mp4\n")
-    for entry in train:
-        seconds = 2.0 if "short" in entry else SECONDS
-        write_video(root / "videos" / entry, time_coded_frames(seconds, SOURCE_FPS), SOURCE_FPS, ramp_tone(seconds))
-    return root
-
-
-@pytest.fixture(scope="module")
-def long_videos(video_root):
-    """The training split decoded into memory with its whole videos."""
-    return load_split(
-        video_root, "train", DataConfig(name="avsync15", frame_size=16, decode="memory"), video_root / "cache"
-    )
+def long_videos(training_videos, tmp_path_factory):
+    """The training split (tests/training_videos.py) decoded into memory with its whole videos."""
+    data = DataConfig(name="avsync15", root=str(training_videos), frame_size=16, decode="memory")
+    return load_split(training_videos, "train", data, tmp_path_factory.mktemp("decoded"))
 
 
 def test_a_training_split_keeps_whole_videos_row_for_row(long_videos):
@@ -163,12 +138,7 @@ def test_videos_with_a_single_clip_are_encoded_once(long_videos):
     assert torch.equal(source.frames, short.frames)
 
 
-def test_a_job_on_longer_embedded_videos_draws_clips_and_scores_three_per_video(tmp_path, session_store, monkeypatch):
-    from conftest import TINY_OVERRIDES, path_overrides
-    from omegaconf import OmegaConf
-
-    from asva.config.schema import ExperimentConfig
-    from asva.experiment import run_job
+def test_a_job_on_longer_embedded_videos_draws_clips_and_scores_three_per_video(tiny_job, monkeypatch):
     from asva.training import adapters
 
     stages: list[bool] = []
@@ -179,29 +149,6 @@ def test_a_job_on_longer_embedded_videos_draws_clips_and_scores_three_per_video(
         stages.append(self.windows is not None)  # draws clips at every step
 
     monkeypatch.setattr(adapters.StageClips, "__init__", recording)
-    overrides = [
-        *TINY_OVERRIDES,
-        *path_overrides(tmp_path),
-        "data.synthetic.video_seconds=3",
-        "pretrain=true",
-        "study=long_videos",
-    ]
-    cfg = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.from_dotlist(overrides))
-    )
-    metrics = run_job(cfg)
+    _, metrics = tiny_job("data.synthetic.video_seconds=3", "pretrain=true", "study=long_videos")
     assert stages == [True, True]  # stage 1 on the pool and stage 2 draw new clips every step
     assert metrics["num_test_clips"] == 3 * 4 * 2  # 3 clips (at 0, 0.5, 1 s) of 2 test videos of 4 classes
-
-
-def test_embedded_videos_shorter_than_a_clip_are_refused():
-    from asva.config.schema import ExperimentConfig
-    from asva.config.validate import validate
-    from asva.errors import ConfigError
-
-    cfg = ExperimentConfig()
-    cfg.data.synthetic.video_seconds = 1.5
-    with pytest.raises(
-        ConfigError, match=r"data.synthetic.video_seconds: 1.5 is shorter than one clip \(data.clip_seconds=2.0\)"
-    ):
-        validate(cfg)

@@ -1,14 +1,30 @@
 """Typed experiment configuration.
 
 These dataclasses are the Hydra structured-config schema: Hydra rejects an unknown key or a value of
-the wrong type while composing, and `validate` rejects impossible values, both before any compute.
-The top-level fields are the knobs the ablations sweep; the nested groups mirror `asva/`'s packages.
+the wrong type while composing, and each dataclass rejects impossible values of its own fields in
+`__post_init__` (which `OmegaConf.to_object` runs), before any compute. A check that spans two groups
+lives in the parent that holds both. Closed sets are plain strings checked against one declared tuple
+each, so the logged params and `--cfg job` show the very strings written. Checks that depend on the
+machine (files, devices) are asva/config/validate.py's. The top-level fields are the knobs the
+ablations sweep; the nested groups mirror `asva/`'s packages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
+
+from asva.config.checks import (
+    at_least,
+    keys_under,
+    one_of,
+    positive,
+    positive_or_none,
+    require,
+    widths,
+    within,
+)
+from asva.config.parse import AUDIO_LAYER_PRESETS, ENCODER_NAMES, parse_audio_layers, parse_k
 
 
 @dataclass
@@ -36,6 +52,26 @@ class SyntheticConfig:
     pool_scene_cut_fraction: float = 0.1
     pool_violent_motion_fraction: float = 0.1
     pool_text_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        positive(self, "train_per_class", "test_per_class", "pool_per_class")
+        count = self.openclass_per_class
+        require(isinstance(count, int) and count >= 0, "openclass_per_class", f"must be an integer >= 0, got {count}")
+        fractions = [name for name in vars(self) if name.startswith("pool_") and name.endswith("_fraction")]
+        for name in fractions:
+            within(self, name, 0, 1)
+        require(
+            sum(getattr(self, name) for name in fractions) <= 1,
+            "",
+            f"the pool defect fractions ({', '.join(fractions)}) add up to more than 1",
+        )
+
+
+DATASETS = ("synthetic", "avsync15", "avsync48")
+FRAME_RATES = (6, 12)  # the papers' two clip rates
+POOL_FORMATS = ("avsync", "vggsound")
+TRAIN_CLIP_STARTS = ("uniform", "start")
+DECODE_MODES = ("auto", "stream", "memory")
 
 
 @dataclass
@@ -70,6 +106,30 @@ class DataConfig:
     # benchmark by its name (data.name) or benchmark folders (AVSync15 layout). None: this job's benchmark.
     leak_check_against: Optional[list[str]] = None
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self) -> None:
+        one_of(self, "name", DATASETS)
+        require(
+            self.name == "synthetic" or self.root is not None,
+            "root",
+            f"dataset {self.name!r} needs the path of its folder",
+        )
+        one_of(self, "fps", FRAME_RATES)
+        positive(self, "clip_seconds", "source_fps", "frame_size")
+        require(
+            self.synthetic.video_seconds >= self.clip_seconds,
+            "synthetic.video_seconds",
+            f"{self.synthetic.video_seconds} is shorter than one clip (data.clip_seconds={self.clip_seconds})",
+        )
+        one_of(self, "pool_format", POOL_FORMATS)
+        one_of(self, "train_clip_start", TRAIN_CLIP_STARTS)
+        one_of(self, "decode", DECODE_MODES)
+        at_least(self, "num_workers", 0)
+        at_least(self, "prefetch_factor", 1)
+
+
+RAFT_VARIANTS = ("small", "large")
+TEXT_DETECTORS = ("craft", "tesseract")
 
 
 @dataclass
@@ -120,6 +180,21 @@ class CurationConfig:
     analysis_side: int = 256  # frames are decoded at most this large for the filters
     workers: Optional[int] = None  # parallel processes over videos; None: one per usable CPU (asva/cpus.py)
 
+    def __post_init__(self) -> None:
+        require(self.workers is None or self.workers >= 1, "workers", f"must be >= 1, got {self.workers}")
+        one_of(self, "raft_variant", RAFT_VARIANTS)
+        one_of(self, "text_detector", TEXT_DETECTORS)
+        within(self, "flow_quantile", 0, 1)
+        positive(self, "min_seconds", "flow_pairs", "text_frames", "analysis_side", "scene_threshold", "max_flow")
+        positive_or_none(self, "max_frame_interval_spread")
+        for name in ("min_audio_rms", "min_flow"):
+            value = getattr(self, name)
+            require(value >= 0, name, f"must be >= 0 (0: not checked), got {value}")
+
+
+# tiny_semantic / tiny_masked: the stand-ins; imagebind / beats: the real encoders, from their checkpoints.
+ENCODER_KINDS = ("tiny_semantic", "tiny_masked", "imagebind", "beats")
+
 
 @dataclass
 class AudioEncoderConfig:
@@ -135,12 +210,27 @@ class AudioEncoderConfig:
     train_steps: int = 100
     lr: float = 2e-3
 
+    def __post_init__(self) -> None:
+        one_of(self, "kind", ENCODER_KINDS)
+        positive(self, "num_layers", "token_seconds")
+
 
 @dataclass
 class AudioConfig:
     # The fbank front-end is fixed by the encoders (asva/data/audio.py: 128 mel, 25 ms / 10 ms).
-    encoder_a: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
-    encoder_b: AudioEncoderConfig = field(default_factory=lambda: AudioEncoderConfig(kind="tiny_masked"))
+    # The encoders by name, as `audio_layers` names them (a: ImageBind audio's place, b: BEATs').
+    encoders: dict[str, AudioEncoderConfig] = field(
+        default_factory=lambda: {"a": AudioEncoderConfig(), "b": AudioEncoderConfig(kind="tiny_masked")}
+    )
+
+    def __post_init__(self) -> None:
+        for name in self.encoders:
+            require(name in ENCODER_NAMES, "encoders", f"unknown encoder {name!r} (known: {', '.join(ENCODER_NAMES)})")
+
+
+MODEL_NAMES = ("tiny", "dynamicrafter")
+MODEL_VARIANTS = ("256", "512")
+PAPER_WIDTH_NAMES = ("full", "tiny")  # the keys of asva/models/paper_model.py PAPER_WIDTHS
 
 
 @dataclass
@@ -173,6 +263,22 @@ class ModelConfig:
     # 512: the clip's frame rate).
     frame_stride: Optional[int] = None
 
+    def __post_init__(self) -> None:
+        one_of(self, "name", MODEL_NAMES)
+        one_of(self, "variant", MODEL_VARIANTS)
+        one_of(self, "paper_width", PAPER_WIDTH_NAMES)
+        positive_or_none(self, "frame_stride")
+        positive(self, "heads", "latent_downsample")
+        require(
+            self.context_dim % self.heads == 0,
+            "heads",
+            f"{self.heads} does not divide model.context_dim={self.context_dim}",
+        )
+
+
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")  # diffusers' DDPM and DDIM schedulers
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
 
 @dataclass
 class DiffusionConfig:
@@ -196,6 +302,20 @@ class DiffusionConfig:
     # Probability of dropping each condition independently in training (classifier-free guidance).
     cond_drop: float = 0.05
 
+    def __post_init__(self) -> None:
+        one_of(self, "beta_schedule", BETA_SCHEDULES)
+        one_of(self, "prediction_type", PREDICTION_TYPES)
+        steps = self.sampling_steps
+        require(
+            0 < steps <= self.num_train_timesteps,
+            "sampling_steps",
+            f"must be within 1..{self.num_train_timesteps}, got {steps}",
+        )
+        within(self, "ddim_eta", 0, 1)
+        require(0 <= self.cond_drop < 1, "cond_drop", f"must be within [0, 1), got {self.cond_drop}")
+        for name in ("guidance_image", "guidance_text", "guidance_audio"):
+            at_least(self, name, 0)
+
 
 @dataclass
 class StageConfig:
@@ -210,6 +330,18 @@ class StageConfig:
     # A stop signal (SLURM preemption or time-out) always saves at the end of the running step.
     checkpoint_minutes: Optional[float] = 30.0
     lr_warmup_steps: int = 0  # linear warm-up of the learning rate from 0 over this many steps
+
+    def __post_init__(self) -> None:
+        require(
+            (self.epochs is None) != (self.steps is None), "", "set exactly one of epochs and steps (the other to null)"
+        )
+        positive_or_none(self, "epochs", "steps", "checkpoint_minutes")
+        positive(self, "lr", "batch_size", "checkpoint_every")
+        at_least(self, "lr_warmup_steps", 0)
+
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16-mixed")
 
 
 @dataclass
@@ -227,6 +359,11 @@ class TrainConfig:
     # Multi-GPU jobs: how long a rank may wait for another (rank 0 preparing data and frozen parts,
     # curating the pool): longer than the longest such preparation.
     distributed_timeout_minutes: float = 360.0
+
+    def __post_init__(self) -> None:
+        one_of(self, "device", DEVICES)
+        one_of(self, "precision", PRECISIONS)
+        positive(self, "distributed_timeout_minutes")
 
 
 @dataclass
@@ -247,6 +384,25 @@ class AVSyncDClassifierConfig:
     lr: float = 2e-4
     warmup_steps: int = 100
     batch_size: int = 32
+    weight_decay: float = 0.01  # AdamW's decoupled weight decay (the release's optimizer; 0: none)
+    max_grad_norm: Optional[float] = 1.0  # gradients clipped to this global norm; null: not clipped
+
+    def __post_init__(self) -> None:
+        positive(self, "image_size", "shift_seconds", "temperature", "steps", "lr", "batch_size")
+        at_least(self, "weight_decay", 0)
+        positive_or_none(self, "max_grad_norm")
+        require(
+            self.num_clips >= 2, "num_clips", f"must be >= 2 (a synchronized and a shifted clip), got {self.num_clips}"
+        )
+        at_least(self, "warmup_steps", 0)
+        require(
+            len(self.widths) == 4 and min(self.widths) > 0 and self.widths[-1] % 2 == 0,
+            "widths",
+            f"four stage widths > 0, the last even, got {list(self.widths)}",
+        )
+
+
+SYNC_CLASSIFIER_KINDS = ("asva_small", "avsyncd")  # docs/metrics.md
 
 
 @dataclass
@@ -274,6 +430,23 @@ class SyncClassifierConfig:
     lr: float = 2e-3
     batch_size: int = 16
 
+    def __post_init__(self) -> None:
+        one_of(self, "kind", SYNC_CLASSIFIER_KINDS)
+        positive(self, "steps", "lr", "batch_size", "temperature", "window_seconds", "max_shift_seconds", "head_dim")
+        widths(self, "video_widths")
+        widths(self, "audio_widths")
+
+    def check_fits(self, clip_seconds: float) -> None:
+        """The small classifier cuts its windows at the 6-FPS evaluation rate: a window shifted both ways
+        must fit in a clip of the data (a check of the parent, which holds both)."""
+        window, shift = max(1, round(self.window_seconds * 6)), max(1, round(self.max_shift_seconds * 6))
+        require(
+            self.kind != "asva_small" or window + 2 * shift <= round(clip_seconds * 6),
+            "window_seconds",
+            f"a {self.window_seconds:g} s window shifted by up to {self.max_shift_seconds:g} s each way "
+            f"does not fit in a {clip_seconds:g} s clip",
+        )
+
 
 @dataclass
 class EvalNetworksConfig:
@@ -291,6 +464,10 @@ class EvalNetworksConfig:
     embedder_steps: int = 150
     lr: float = 2e-3
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        positive(self, "video_net_steps", "embedder_steps", "lr", "batch_size")
+        widths(self, "video_net_widths")
 
 
 @dataclass
@@ -312,6 +489,25 @@ class EvalConfig:
     openclass: bool = True
     networks: EvalNetworksConfig = field(default_factory=EvalNetworksConfig)
 
+    def __post_init__(self) -> None:
+        positive_or_none(self, "max_test_clips")
+        positive(self, "batch_size")
+        sync = self.networks.sync_classifier
+        require(
+            not (self.paper_metrics and sync.kind == "avsyncd" and not sync.checkpoint),
+            "networks.sync_classifier.checkpoint",
+            "kind avsyncd needs the released classifier folder (.../checkpoint-40000/modules) "
+            "or a file from sweeps/train_sync_classifier.py classifier.kind=avsyncd",
+        )
+        require(
+            not self.fid or bool(self.networks.fid_inception_checkpoint),
+            "networks.fid_inception_checkpoint",
+            "eval.fid=true needs pytorch-fid's pt_inception-2015-12-05-6726825d.pth",
+        )
+
+
+TRACKING_BACKENDS = ("sqlite", "server")
+
 
 @dataclass
 class PathsConfig:
@@ -329,6 +525,25 @@ class TrackingConfig:
     # sqlite: a sqlite:/// URI, or None for MLFLOW_TRACKING_URI, else mlflow.db in the project folder.
     # server: the server's http(s) address.
     uri: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        one_of(self, "backend", TRACKING_BACKENDS)
+        uri = self.uri
+        if self.backend == "server":
+            require(
+                str(uri or "").startswith(("http://", "https://")),
+                "uri",
+                f"the server backend needs the server's http(s) address, got {uri!r}",
+            )
+        else:
+            require(
+                uri is None or uri.startswith("sqlite:///"),
+                "uri",
+                f"the sqlite backend needs a sqlite:/// URI (or null), got {uri!r}",
+            )
+
+
+CURATION_MODES = ("auto", "none")
 
 
 @dataclass
@@ -356,6 +571,45 @@ class ExperimentConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
+    def __post_init__(self) -> None:
+        positive(self, "window_radius")
+        parse_k(self.k)
+        self.audio_layers = AUDIO_LAYER_PRESETS.get(self.audio_layers, self.audio_layers)
+        for name, indices in parse_audio_layers(self.audio_layers).items():
+            encoder = self.audio.encoders.get(name)
+            require(encoder is not None, "audio_layers", f"encoder {name!r} is not in audio.encoders")
+            for index in indices:
+                require(
+                    0 <= index < encoder.num_layers,
+                    "audio_layers",
+                    f"layer {index} of encoder {name!r} does not exist "
+                    f"(audio.encoders.{name}.num_layers = {encoder.num_layers})",
+                )
+        require(
+            self.pretrain or self.finetune,
+            "finetune",
+            "with pretrain=false and finetune=false nothing would be trained",
+        )
+        one_of(self, "curation", CURATION_MODES)
+        require(
+            self.data.frame_size % self.model.latent_downsample == 0,
+            "data.frame_size",
+            f"{self.data.frame_size} is not a multiple of model.latent_downsample={self.model.latent_downsample}",
+        )
+        require(
+            self.data.sample_rate == 16000,
+            "data.sample_rate",
+            f"the audio encoders expect 16000 Hz, got {self.data.sample_rate}",
+        )
+        with keys_under("eval.networks.sync_classifier"):
+            self.eval.networks.sync_classifier.check_fits(self.data.clip_seconds)
+
+
+def check_shard(shard: int, shards: int) -> None:
+    """A sharded job's `shard` of `shards` (sweeps/curate.py, sweeps/prepare.py)."""
+    require(shards >= 1, "shards", f"must be >= 1, got {shards}")
+    require(0 <= shard < shards, "shard", f"must be within 0..{shards - 1} (shards={shards}), got {shard}")
+
 
 @dataclass
 class CurateConfig:
@@ -378,6 +632,18 @@ class CurateConfig:
     data: DataConfig = field(default_factory=DataConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
+    def __post_init__(self) -> None:
+        check_shard(self.shard, self.shards)
+        require(
+            self.vggsound_csv is None or self.input is not None,
+            "vggsound_csv",
+            "needs input, the folder of VGGSound's clips",
+        )
+
+
+PREPARE_SETS = ("train", "pool")
+LATENT_DTYPES = ("float16", "float32")
+
 
 @dataclass
 class PrepareConfig(ExperimentConfig):
@@ -392,6 +658,16 @@ class PrepareConfig(ExperimentConfig):
     # float16 (half the disk; exact for latents computed in bf16) or float32 (bit-identical to fp32 encoding).
     latent_dtype: str = "float16"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_shard(self.shard, self.shards)
+        one_of(self, "latent_dtype", LATENT_DTYPES)
+        require(
+            bool(self.sets) and all(name in PREPARE_SETS for name in self.sets),
+            "sets",
+            f"must name some of {', '.join(PREPARE_SETS)}, got {list(self.sets)}",
+        )
+
 
 @dataclass
 class EvaluateConfig(ExperimentConfig):
@@ -401,6 +677,11 @@ class EvaluateConfig(ExperimentConfig):
     checkpoint: Optional[str] = None  # or an adapter checkpoint file, with the job's settings as overrides
     clips_per_video: int = 3
     regenerate: bool = False  # sample again even when the generated clips are cached
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require((self.run_id is None) != (self.checkpoint is None), "run_id / checkpoint", "give exactly one of them")
+        at_least(self, "clips_per_video", 1)
 
 
 @dataclass
@@ -413,3 +694,12 @@ class TrainSyncClassifierConfig:
     classifier: SyncClassifierConfig = field(default_factory=SyncClassifierConfig)
     data: DataConfig = field(default_factory=DataConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+    def __post_init__(self) -> None:
+        require(
+            not self.classifier.checkpoint,
+            "classifier.checkpoint",
+            "this script trains a classifier; name where to save it with output=",
+        )
+        with keys_under("classifier"):
+            self.classifier.check_fits(self.data.clip_seconds)

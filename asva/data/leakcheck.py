@@ -300,17 +300,6 @@ def find_leak_matches(
     return found
 
 
-def find_leaks(
-    pool_entries: Sequence[tuple[str, str | Path]],
-    test_paths: Sequence[str | Path],
-    cache_dir: str | Path | None = None,
-    workers: int | None = None,
-) -> dict[str, str]:
-    """{pool video id: id of the test video whose footage it holds}: the pool videos to remove."""
-    matches = find_leak_matches(pool_entries, test_paths, cache_dir, workers)
-    return {pool_id: hit.test_id for pool_id, hit in matches.items()}
-
-
 LEAK_COLUMNS = ["video_id", "path", "test_video", "test_path", "offset", "frames", "hamming"]
 
 

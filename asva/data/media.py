@@ -60,22 +60,31 @@ def write_video(
             audio_stream = container.add_stream("aac", rate=sample_rate)
             audio_stream.layout = _layout(audio)
         for image in frames:
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode())  # the frames the encoder still holds
         if audio_stream is not None:
             samples = np.ascontiguousarray(np.clip(audio, -1.0, 1.0))
-            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=_layout(audio))
-            frame.sample_rate = sample_rate
-            # A pts lets the encoder mark its priming samples (an edit list), so the sound is not
-            # shifted late by the AAC encoder delay when read back.
-            frame.pts = 0
-            frame.time_base = Fraction(1, sample_rate)
-            for packet in audio_stream.encode(frame):
-                container.mux(packet)
-            for packet in audio_stream.encode():
-                container.mux(packet)
+            _write_audio(container, audio_stream, samples, "fltp", _layout(audio), sample_rate)
+
+
+def _write_audio(
+    container: av.container.OutputContainer,
+    stream: av.AudioStream,
+    samples: np.ndarray,
+    sample_format: str,
+    layout: str,
+    sample_rate: int,
+) -> None:
+    """Encode `samples` (laid out as PyAV's `sample_format` wants) as one frame from time 0, then
+    what the encoder still holds, into `container`."""
+    frame = av.AudioFrame.from_ndarray(samples, format=sample_format, layout=layout)
+    frame.sample_rate = sample_rate
+    # A pts lets the encoder mark its priming samples (an edit list), so the sound is not
+    # shifted late by the AAC encoder delay when read back.
+    frame.pts = 0
+    frame.time_base = Fraction(1, sample_rate)
+    container.mux(stream.encode(frame))
+    container.mux(stream.encode())
 
 
 def _layout(audio: np.ndarray) -> str:
@@ -91,16 +100,7 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="wav") as container:
         stream = container.add_stream("pcm_s16le", rate=sample_rate)
         stream.layout = _layout(audio)
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(pcm.T.reshape(1, -1)), format="s16", layout=_layout(audio)
-        )
-        frame.sample_rate = sample_rate
-        frame.pts = 0
-        frame.time_base = Fraction(1, sample_rate)
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _write_audio(container, stream, np.ascontiguousarray(pcm.T.reshape(1, -1)), "s16", _layout(audio), sample_rate)
 
 
 def audio_beside(path: Path) -> Path | None:

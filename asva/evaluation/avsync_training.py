@@ -11,9 +11,16 @@ avsync/data.py, avsync/models/sync_contrastive_trainer.py; the defaults of `clas
 - phi of every audio clip with every video clip of the example, [K, K]; the loss is the mean of the
   cross-entropy of each audio over the K videos (A2V) and of each video over the K audios (V2A), both
   with temperature tau = 0.1: the shifts go both ways, up to (K - 1) x 0.2 = 4 s;
-- lr 2e-4 after a 100-step linear warm-up, global batch 32, 40,000 steps (the released checkpoint).
-  The project's training loop is Adam without weight decay or gradient clipping (AVSyncD: AdamW with
-  weight decay 0.01, gradients clipped at norm 1, fp16);
+- AdamW (betas 0.9 / 0.999, eps 1e-8) with decoupled weight decay 0.01 on every weight, biases and
+  batch norms included (the release has one parameter group), the gradients clipped to global norm 1
+  before each step (`weight_decay`, `max_grad_norm`; scripts/avsync_train.py); lr 2e-4 after a
+  100-step linear warm-up, then constant, global batch 32, 40,000 steps (the released checkpoint);
+- precision: AVSyncD trains in fp16 mixed precision (accelerate: a dynamic loss scale, the gradients
+  unscaled before clipping). Here the classifier trains on the GPU when there is one, in bf16 autocast
+  over fp32 weights, as every job does on CUDA (asva/models/placement.py), and in fp32 on the CPU.
+  bf16 keeps fp32's exponent range, so no loss scale is needed and the clipping sees the true
+  gradients. Its products are rounded more coarsely than fp16's (8 bits of mantissa against 11; not
+  measured here against an fp16 run), while the weights, the optimizer state and the loss stay fp32;
 - the test: per test video, K clips whose starts are evenly spaced over [0, duration - 2 s]
   ("uniform"); A2V (V2A) accuracy is how often an audio (a video) scores highest with its own clip.
   Chance is 1/K; the release reaches 40.76% / 40.86% on VGGSS.
@@ -37,6 +44,7 @@ from asva.data.windows import VideoWindows
 from asva.errors import DataError
 from asva.evaluation.avsync_classifier import AVSyncDClassifier, checkpoint_payload, mel_spectrogram, video_input
 from asva.evaluation.protocol import EVAL_FPS
+from asva.models.placement import CPU_FP32, Placement
 from asva.training.loop import LoopSpec, train_loop
 
 CLIP_SECONDS = 2.0
@@ -114,12 +122,17 @@ def example_inputs(
     return mel_spectrogram(fbank(audio, spans.windows.sample_rate)), video
 
 
-def pair_logits(classifier: AVSyncDClassifier, mel: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-    """mel [B, K, ...], video [B, K, ...] -> phi [B, K audio, K video]."""
+def pair_logits(
+    classifier: AVSyncDClassifier, mel: torch.Tensor, video: torch.Tensor, placement: Placement = CPU_FP32
+) -> torch.Tensor:
+    """mel [B, K, ...], video [B, K, ...] (on the host) -> phi [B, K audio, K video] in fp32, computed on
+    the placement's device and in its precision."""
     batch, count = mel.shape[:2]
-    audio = classifier.audio_encoder(mel.flatten(0, 1)).reshape(batch, count, -1)
-    visual = classifier.video_encoder(video.flatten(0, 1)).reshape(batch, count, -1)
-    return classifier.pair_scores(audio, visual)
+    mel, video = placement.to_device(mel), placement.to_device(video)
+    with placement.autocast():
+        audio = classifier.audio_encoder(mel.flatten(0, 1)).reshape(batch, count, -1)
+        visual = classifier.video_encoder(video.flatten(0, 1)).reshape(batch, count, -1)
+        return classifier.pair_scores(audio, visual).float()
 
 
 def both_directions_loss(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -131,9 +144,21 @@ def both_directions_loss(logits: torch.Tensor, temperature: float) -> torch.Tens
     return (audio_to_video + video_to_audio) / 2
 
 
+def recipe_spec(recipe: AVSyncDClassifierConfig) -> LoopSpec:
+    """The training loop's settings of the recipe: AdamW, the warm-up, the gradient clipping."""
+    return LoopSpec(
+        lr=recipe.lr,
+        batch_size=recipe.batch_size,
+        steps=recipe.steps,
+        warmup_steps=recipe.warmup_steps,
+        weight_decay=recipe.weight_decay,
+        max_grad_norm=recipe.max_grad_norm,
+    )
+
+
 @torch.no_grad()
 def held_out_accuracy(
-    classifier: AVSyncDClassifier, spans: Spans, recipe: AVSyncDClassifierConfig
+    classifier: AVSyncDClassifier, spans: Spans, recipe: AVSyncDClassifierConfig, placement: Placement = CPU_FP32
 ) -> tuple[float, float]:
     """(A2V, V2A) accuracy over the test videos' uniformly spaced clips."""
     classifier.eval()
@@ -142,7 +167,7 @@ def held_out_accuracy(
         mel, video = example_inputs(
             spans, index, uniform_starts(recipe.num_clips, spans.seconds(index)), recipe.image_size
         )
-        logits = pair_logits(classifier, mel[None], video[None])[0]
+        logits = pair_logits(classifier, mel[None], video[None], placement)[0].cpu()
         own = torch.arange(recipe.num_clips)
         correct += torch.tensor(
             [(logits.argmax(dim=1) == own).float().mean(), (logits.argmax(dim=0) == own).float().mean()]
@@ -151,9 +176,15 @@ def held_out_accuracy(
 
 
 def train_avsyncd(
-    train: VideoWindows, test: VideoWindows, recipe: AVSyncDClassifierConfig, dataset: str, seed: int = 0
+    train: VideoWindows,
+    test: VideoWindows,
+    recipe: AVSyncDClassifierConfig,
+    dataset: str,
+    seed: int = 0,
+    placement: Placement = CPU_FP32,
 ) -> dict:
-    """Train the classifier with `recipe`; returns its checkpoint payload (with losses and test accuracy)."""
+    """Train the classifier with `recipe` on the placement's device; returns its checkpoint payload (on
+    the CPU, with losses and test accuracy)."""
     needed = CLIP_SECONDS + (recipe.num_clips - 1) * recipe.shift_seconds
     train_spans, test_spans = Spans.at_least(train, needed), Spans.at_least(test, needed)
     for split, spans in (("train", train_spans), ("test", test_spans)):
@@ -164,7 +195,7 @@ def train_avsyncd(
                 f"(the embedded benchmark: data.synthetic.video_seconds={needed:g})"
             )
     torch.manual_seed(seed)
-    classifier = AVSyncDClassifier(tuple(recipe.widths), recipe.image_size)
+    classifier = AVSyncDClassifier(tuple(recipe.widths), recipe.image_size).to(placement.device)
 
     def loss(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         examples = []
@@ -182,18 +213,18 @@ def train_avsyncd(
                 )
             )
         mel, video = (torch.stack(parts) for parts in zip(*examples))
-        return both_directions_loss(pair_logits(classifier, mel, video), recipe.temperature)
+        return both_directions_loss(pair_logits(classifier, mel, video, placement), recipe.temperature)
 
     losses = train_loop(
         classifier,
         list(classifier.parameters()),
         loss,
         len(train_spans),
-        LoopSpec(lr=recipe.lr, batch_size=recipe.batch_size, steps=recipe.steps, warmup_steps=recipe.warmup_steps),
+        recipe_spec(recipe),
         seed,
         desc="AVSyncD synchronization classifier (contrastive, both directions)",
     )
-    a2v, v2a = held_out_accuracy(classifier, test_spans, recipe)
+    a2v, v2a = held_out_accuracy(classifier, test_spans, recipe, placement)
     extra = {
         "losses": losses,
         "test_accuracy_a2v": a2v,
@@ -202,4 +233,4 @@ def train_avsyncd(
         "num_train_videos": len(train_spans),
         "num_test_videos": len(test_spans),
     }
-    return checkpoint_payload(classifier, recipe, dataset, extra)
+    return checkpoint_payload(classifier.cpu(), recipe, dataset, extra)

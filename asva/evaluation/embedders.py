@@ -44,33 +44,28 @@ class TextVisionEmbedder(Protocol):
     def to(self, device: torch.device) -> TextVisionEmbedder: ...
 
 
+def image_tower(channels: int, width: int, dim: int) -> nn.Sequential:
+    """[N, channels, H, W] -> [N, dim]: three stride-2 convolutions, averaged over the image, projected."""
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * width, dim),
+    )
+
+
 class TinyCLIP(nn.Module):
     """The embedded stand-in for ImageBind (audio, vision) and CLIP (text, vision)."""
 
     def __init__(self, dim: int = 64, width: int = 32):
         super().__init__()
-        self.vision = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(2 * width, dim),
-        )
-        self.audio = nn.Sequential(
-            nn.Conv2d(1, width, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(2 * width, dim),
-        )
+        self.vision = image_tower(3, width, dim)  # RGB frames
+        self.audio = image_tower(1, width, dim)  # a filterbank, time x mel, as a one-channel image
         self.words = HashedTextEncoder(dim)
         self.text = nn.Linear(dim, dim)
         self.log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))

@@ -32,7 +32,7 @@ from asva import distributed
 from asva.config.hashing import stable_hash
 from asva.config.schema import ExperimentConfig
 from asva.data.dataset import ClipSet
-from asva.evaluation.sampling import sample
+from asva.evaluation.sampling import denoise, latents_to_frames
 from asva.files import load_torch, save_torch
 from asva.models.asva_model import ASVAModel
 from asva.progress import progress
@@ -116,9 +116,10 @@ def generate(
             index = torch.arange(start, min(start + size, len(clips)))
             features = model.encode_audio(clips.fbank[index], clips.audio[index], cfg.data.sample_rate)
             generator = torch.Generator().manual_seed(cfg.seed * SEED_STRIDE + noise_offset + start)
-            frames = sample(
+            latents = denoise(
                 model, clips.frames[index], features, [captions[i] for i in index], cfg.diffusion, generator, use_audio
             )
+            frames = latents_to_frames(model, latents)
             save_torch(batch_path(folder, batch), {"frames": frames})
             bar.update(1)
     distributed.barrier()  # every rank's batches are on disk

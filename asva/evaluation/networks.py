@@ -261,10 +261,6 @@ def evaluation_networks(cfg: ExperimentConfig, train: ClipSet, cache_dir: Path) 
     if cfg.eval.fid:
         from asva.evaluation.fid import load_fid_inception
 
-        if not spec.fid_inception_checkpoint:
-            raise ValueError(
-                "eval.fid=true needs eval.networks.fid_inception_checkpoint (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)"
-            )
         fid_inception = load_fid_inception(spec.fid_inception_checkpoint)
     train = train.decoded(cfg.data.num_workers)
     frames = at_eval_fps(train.frames, cfg.data.fps)

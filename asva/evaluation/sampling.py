@@ -21,27 +21,6 @@ def _stack(conditions: list[Conditions]) -> Conditions:
 
 
 @torch.no_grad()
-def sample(
-    model: ASVAModel,
-    frames_uint8: torch.Tensor,
-    audio: AudioFeatures,
-    captions: list[str],
-    cfg: DiffusionConfig,
-    generator: torch.Generator,
-    use_audio: bool = True,
-) -> torch.Tensor:
-    """Animate the first frame of each clip; returns [B, T, H, W, 3] uint8, on the CPU.
-
-    With use_audio=False the audio condition is the null audio everywhere, so the audio guidance
-    term vanishes: the same model, sampled without its audio.
-    """
-    latents = denoise(model, frames_uint8, audio, captions, cfg, generator, use_audio)
-    with model.placement.autocast():
-        decoded = model.base.first_stage.decode(latents)
-    return unit_to_frames(decoded.float()).cpu()
-
-
-@torch.no_grad()
 def denoise(
     model: ASVAModel,
     frames_uint8: torch.Tensor,
@@ -51,10 +30,13 @@ def denoise(
     generator: torch.Generator,
     use_audio: bool = True,
 ) -> torch.Tensor:
-    """The DDIM loop of `sample` with 4-way guidance; the final latents, on the model's device.
+    """Animate the first frame of each clip: the DDIM loop with 4-way guidance; the final latents,
+    on the model's device (`latents_to_frames` makes them a video).
 
-    Runs in the model's precision, the guidance and the DDIM update in fp32. The starting noise is
-    drawn on the CPU generator, so it is the same on any device.
+    With use_audio=False the audio condition is the null audio everywhere, so the audio guidance
+    term vanishes: the same model, sampled without its audio. Runs in the model's precision, the
+    guidance and the DDIM update in fp32. The starting noise is drawn on the CPU generator, so it is
+    the same on any device.
     """
     placement = model.placement
     frames_uint8 = placement.to_device(frames_uint8)
@@ -83,3 +65,11 @@ def denoise(
         guided = guided_prediction(prediction[0], prediction[1], prediction[2], with_audio, cfg)
         latents = ddim_step(scheduler, guided, timestep, latents, cfg.ddim_eta, generator)
     return latents
+
+
+@torch.no_grad()
+def latents_to_frames(model: ASVAModel, latents: torch.Tensor) -> torch.Tensor:
+    """The video of `denoise`'s latents: [B, T, H, W, 3] uint8, on the CPU."""
+    with model.placement.autocast():
+        decoded = model.base.first_stage.decode(latents)
+    return unit_to_frames(decoded.float()).cpu()

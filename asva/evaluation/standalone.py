@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import torch
@@ -29,8 +29,10 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from asva import distributed
+from asva.config.build import build_config
+from asva.config.parse import parse_k
 from asva.config.schema import EvaluateConfig, ExperimentConfig
-from asva.config.validate import parse_k, validate
+from asva.config.validate import check_files_and_device
 from asva.data import sources
 from asva.data.audio import fbank_frames
 from asva.data.dataset import job_pool, load_split
@@ -50,6 +52,15 @@ log = logging.getLogger(__name__)
 
 ROLE_EVALUATE = "evaluate"
 FINETUNE_CHECKPOINT = "finetune.pt"  # what asva/experiment.py names the job's adapter checkpoint
+# Keys runs logged under an earlier schema, by the prefix they are read under now.
+RENAMED_PREFIXES = {"audio.encoder_a.": "audio.encoders.a.", "audio.encoder_b.": "audio.encoders.b."}
+
+
+def _current_key(key: str) -> str:
+    for old, new in RENAMED_PREFIXES.items():
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key
 
 
 def _parse(value: str):
@@ -64,7 +75,7 @@ def config_of_run(run_id: str) -> ExperimentConfig:
         params = client().get_run(run_id).data.params
     except MlflowException:
         raise ConfigError(f"run_id: no run {run_id} in the tracking store {client().tracking_uri}") from None
-    flat = {key[len("cfg.") :]: value for key, value in params.items() if key.startswith("cfg.")}
+    flat = {_current_key(key[len("cfg.") :]): value for key, value in params.items() if key.startswith("cfg.")}
     if not flat:
         raise ConfigError(f"run_id: run {run_id} has no cfg.* params (not a job run)")
     config = OmegaConf.structured(ExperimentConfig)
@@ -73,7 +84,7 @@ def config_of_run(run_id: str) -> ExperimentConfig:
             OmegaConf.update(config, key, _parse(value), merge=False)
         except (OmegaConfBaseException, yaml.YAMLError):  # a key of an older or newer schema: keep the default
             log.warning("run %s: config key %s=%s not applied", run_id, key, value)
-    return OmegaConf.to_object(config)
+    return build_config(config)
 
 
 def _experiment_part(cfg: EvaluateConfig) -> ExperimentConfig:
@@ -98,14 +109,9 @@ def restore_model(cfg: ExperimentConfig, adapters: dict[str, torch.Tensor] | Non
 def run_evaluation(cfg: EvaluateConfig) -> dict[str, float] | None:
     """Resolve the model, generate (or reuse) the clips, score them and log everything; returns the
     metrics (None on the ranks other than 0 of a multi-rank evaluation: they only sample)."""
-    if (cfg.run_id is None) == (cfg.checkpoint is None):
-        raise ConfigError("run_id / checkpoint: give exactly one of them")
-    if cfg.clips_per_video < 1:
-        raise ConfigError(f"clips_per_video: must be >= 1, got {cfg.clips_per_video}")
     if cfg.run_id is not None:
-        experiment = config_of_run(cfg.run_id)
-        experiment.paths = cfg.paths  # where this machine keeps its caches and run folders
-        experiment.eval = cfg.eval
+        # This machine's caches and run folders, and this evaluation's settings (checked again with the job's).
+        experiment = replace(config_of_run(cfg.run_id), paths=cfg.paths, eval=cfg.eval)
         digest = client().get_run(cfg.run_id).data.params.get("config_hash", "")
         checkpoint = Path(experiment.paths.runs_dir) / experiment.study / digest / FINETUNE_CHECKPOINT
     else:
@@ -113,7 +119,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict[str, float] | None:
         checkpoint = Path(cfg.checkpoint).expanduser()
         if not checkpoint.is_file():
             raise DataError(f"checkpoint: {checkpoint} does not exist")
-    validate(experiment)
+    check_files_and_device(experiment)
     finetuned = experiment.finetune and parse_k(experiment.k) != 0
     if finetuned and not checkpoint.is_file():
         raise DataError(f"run_id: the job's adapter checkpoint {checkpoint} is not on this machine (paths.runs_dir)")

@@ -20,13 +20,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from asva.config.schema import TrainSyncClassifierConfig
-from asva.config.validate import check_sync_classifier
+from asva.config.validate import check_files_and_device
 from asva.data import sources
 from asva.data.dataset import load_split
-from asva.errors import ConfigError
 from asva.evaluation.avsync_training import train_avsyncd, whole_videos
 from asva.evaluation.networks import train_sync_classifier
 from asva.files import save_torch
+from asva.models.placement import resolve as resolve_placement
 from asva.tracking.runs import RunLogger, flatten
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ def _train_small(cfg: TrainSyncClassifierConfig, root: Path, cache_dir: Path) ->
 def _train_avsyncd(cfg: TrainSyncClassifierConfig, root: Path, cache_dir: Path) -> tuple[dict, dict[str, float]]:
     train = whole_videos(root, "train", cfg.data, cache_dir)
     test = whole_videos(root, "test", cfg.data, cache_dir)
-    payload = train_avsyncd(train, test, cfg.classifier.avsyncd, cfg.data.name, cfg.seed)
+    # On the GPU when there is one, in bf16-mixed as the jobs (asva/evaluation/avsync_training.py says why).
+    placement = resolve_placement("auto", "auto")
+    payload = train_avsyncd(train, test, cfg.classifier.avsyncd, cfg.data.name, cfg.seed, placement)
     a2v, v2a = payload["test_accuracy_a2v"], payload["test_accuracy_v2a"]
     metrics = {
         "sync_test_accuracy": (a2v + v2a) / 2,
@@ -60,11 +62,7 @@ def _train_avsyncd(cfg: TrainSyncClassifierConfig, root: Path, cache_dir: Path) 
 
 def run_sync_classifier_training(cfg: TrainSyncClassifierConfig) -> dict[str, float]:
     sync = cfg.classifier
-    if sync.checkpoint:
-        raise ConfigError("classifier.checkpoint: this script trains a classifier; name where to save it with output=")
-    check_sync_classifier(sync, "classifier", cfg.data.clip_seconds)
-    if cfg.data.fps not in (6, 12):
-        raise ConfigError(f"data.fps: must be 6 or 12, got {cfg.data.fps}")
+    check_files_and_device(cfg)
     cache_dir = Path(cfg.paths.cache_dir)
     root = sources.benchmark_root(cfg.data, cache_dir)
     sources.ensure_generated(cfg.data, root)

@@ -163,27 +163,46 @@ class BasicTransformerBlock(nn.Module):
         return x + self.ff(self.norm3(x))
 
 
-class SpatialTransformer(nn.Module):
-    """Per-frame self-attention and cross-attention to text and image tokens (use_linear=True)."""
+class _TokenTransformer(nn.Module):
+    """What lvdm's spatial and temporal transformers share (use_linear=True): GroupNorm, a linear
+    projection to `heads * dim_head` channels, `spec.transformer_depth` blocks and a zero-initialised
+    projection back, so that a new transformer starts as the identity."""
 
-    def __init__(self, channels: int, heads: int, dim_head: int, spec: UNetSpec, dropout: float):
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        dim_head: int,
+        spec: UNetSpec,
+        dropout: float,
+        context_dim: int | None,
+        **image_kwargs,
+    ):
         super().__init__()
         inner = heads * dim_head
         self.norm = nn.GroupNorm(spec.norm_groups, channels, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner)
         self.transformer_blocks = nn.ModuleList(
-            BasicTransformerBlock(
-                inner,
-                heads,
-                dim_head,
-                spec.context_dim,
-                dropout,
-                image_cross_attention=spec.image_cross_attention,
-                image_cross_attention_scale_learnable=spec.image_cross_attention_scale_learnable,
-            )
+            BasicTransformerBlock(inner, heads, dim_head, context_dim, dropout, **image_kwargs)
             for _ in range(spec.transformer_depth)
         )
         self.proj_out = _zero(nn.Linear(inner, channels))
+
+
+class SpatialTransformer(_TokenTransformer):
+    """Per-frame self-attention and cross-attention to text and image tokens."""
+
+    def __init__(self, channels: int, heads: int, dim_head: int, spec: UNetSpec, dropout: float):
+        super().__init__(
+            channels,
+            heads,
+            dim_head,
+            spec,
+            dropout,
+            spec.context_dim,
+            image_cross_attention=spec.image_cross_attention,
+            image_cross_attention_scale_learnable=spec.image_cross_attention_scale_learnable,
+        )
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """x [(B T), C, H, W]; context [(B T), L, D]."""
@@ -194,7 +213,7 @@ class SpatialTransformer(nn.Module):
         return x + self.proj_out(h).transpose(1, 2).unflatten(2, (height, width))
 
 
-class TemporalTransformer(nn.Module):
+class TemporalTransformer(_TokenTransformer):
     """Self-attention over frames at every spatial position (only_self_att, no relative position).
 
     `audio_cross_attn`, when the adapters fill it, runs first: the frames' spatial tokens attend to
@@ -202,14 +221,7 @@ class TemporalTransformer(nn.Module):
     """
 
     def __init__(self, channels: int, heads: int, dim_head: int, spec: UNetSpec, dropout: float):
-        super().__init__()
-        inner = heads * dim_head
-        self.norm = nn.GroupNorm(spec.norm_groups, channels, eps=1e-6)
-        self.proj_in = nn.Linear(channels, inner)
-        self.transformer_blocks = nn.ModuleList(
-            BasicTransformerBlock(inner, heads, dim_head, None, dropout) for _ in range(spec.transformer_depth)
-        )
-        self.proj_out = _zero(nn.Linear(inner, channels))
+        super().__init__(channels, heads, dim_head, spec, dropout, context_dim=None)
         self.audio_cross_attn: nn.Module | None = None
 
     def forward(self, x: torch.Tensor, frames: int, audio: AudioContext | None = None) -> torch.Tensor:

@@ -12,9 +12,9 @@ import sys
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from asva.config.validate import check_tracking
+from asva.config.build import build_config
 from asva.errors import UserError
 from asva.tracking.store import prepare_store
 
@@ -25,7 +25,7 @@ def use_tracking_config(config: DictConfig) -> None:
     if tracking is None:
         return
     try:
-        check_tracking(OmegaConf.to_object(tracking))
+        build_config(tracking, key="tracking")  # TrackingConfig checks its values when built
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

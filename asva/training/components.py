@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from asva.config.hashing import stable_hash
+from asva.config.parse import parse_audio_layers
 from asva.config.schema import AudioEncoderConfig, DiffusionConfig, ExperimentConfig
-from asva.config.validate import parse_audio_layers
 from asva.data.dataset import ClipSet
 from asva.errors import ConfigError, DataError
 from asva.files import build_once, load_torch
@@ -62,10 +62,10 @@ def pretrained_audio_encoder(name: str, cfg: AudioEncoderConfig) -> torch.nn.Mod
     from asva.models.beats import load_beats
     from asva.models.imagebind import TrunkSpec, load_imagebind_audio
 
-    field = f"audio.encoder_{name}.checkpoint"
+    field = f"audio.encoders.{name}.checkpoint"
     expected = "imagebind_huge.pth" if cfg.kind == "imagebind" else "an official BEATs .pt (e.g. BEATs_iter3.pt)"
     if not cfg.checkpoint:
-        raise DataError(f"{field}: audio.encoder_{name}.kind={cfg.kind} needs {expected} (nothing is downloaded)")
+        raise DataError(f"{field}: audio.encoders.{name}.kind={cfg.kind} needs {expected} (nothing is downloaded)")
     if not Path(cfg.checkpoint).is_file():
         raise DataError(f"{field}: {cfg.checkpoint} does not exist (expected {expected})")
     if cfg.kind == "imagebind":
@@ -76,7 +76,7 @@ def pretrained_audio_encoder(name: str, cfg: AudioEncoderConfig) -> torch.nn.Mod
         encoder = load_beats(cfg.checkpoint)
     if (encoder.dim, encoder.num_layers) != (cfg.dim, cfg.num_layers):
         raise ConfigError(
-            f"audio.encoder_{name}: {cfg.checkpoint} holds {encoder.num_layers} layers of width {encoder.dim}; the config "
+            f"audio.encoders.{name}: {cfg.checkpoint} holds {encoder.num_layers} layers of width {encoder.dim}; the config "
             f"says num_layers={cfg.num_layers}, dim={cfg.dim}"
         )
     return encoder.requires_grad_(False).eval()
@@ -91,7 +91,7 @@ def audio_encoder(
         return pretrained_audio_encoder(name, cfg)
     encoder = TinyAudioEncoder(cfg.kind, cfg.num_layers, cfg.dim, cfg.token_seconds, num_classes=len(pool.classes))
     if cfg.checkpoint:
-        encoder.load_state_dict(_load_weights(cfg.checkpoint, f"audio.encoder_{name}.checkpoint"))
+        encoder.load_state_dict(_load_weights(cfg.checkpoint, f"audio.encoders.{name}.checkpoint"))
         return encoder.eval()
     config = {k: v for k, v in asdict(cfg).items() if k != "checkpoint"}
     key = stable_hash(config, clipset_fingerprint(pool), seed, ENCODER_CACHE_VERSION)
@@ -192,7 +192,7 @@ def frozen_parts_need_pool(cfg: ExperimentConfig) -> bool:
 
 
 def tapped_encoders(cfg: ExperimentConfig) -> dict[str, AudioEncoderConfig]:
-    return {name: getattr(cfg.audio, f"encoder_{name}") for name in sorted({name for name, _ in taps(cfg)})}
+    return {name: cfg.audio.encoders[name] for name in sorted({name for name, _ in taps(cfg)})}
 
 
 def build_model(cfg: ExperimentConfig, pool: ClipSet | None, cache_dir: Path, fbank_frames: int) -> ASVAModel:

@@ -44,6 +44,13 @@ class LoopSpec:
     checkpoint_every: int = 100
     warmup_steps: int = 0  # linear learning-rate warm-up from 0, then constant
     checkpoint_minutes: float | None = None  # also save once this much wall time passed since the last save
+    # None: Adam without weight decay (every stage of the project). A value: AdamW with this decoupled
+    # weight decay (AVSyncD's classifier recipe); AdamW's other defaults are the release's (betas 0.9,
+    # 0.999, eps 1e-8).
+    weight_decay: float | None = None
+    # Clip the gradients of `parameters` to this global L2 norm before each step (after averaging
+    # across ranks); None: no clipping.
+    max_grad_norm: float | None = None
 
     def total_steps(self, num_examples: int) -> int:
         if self.steps is not None:
@@ -64,6 +71,13 @@ def set_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     np.random.set_state(states["numpy"])
     random.setstate(states["python"])
+
+
+def make_optimizer(parameters: list[torch.nn.Parameter], spec: LoopSpec) -> torch.optim.Optimizer:
+    """Adam, or AdamW when the spec names a weight decay."""
+    if spec.weight_decay is None:
+        return torch.optim.Adam(parameters, lr=spec.lr)
+    return torch.optim.AdamW(parameters, lr=spec.lr, weight_decay=spec.weight_decay)
 
 
 def read_checkpoint_metadata(path: Path) -> dict[str, Any]:
@@ -88,7 +102,8 @@ def train_loop(
     data_parallel: bool = False,
     batches: Batches | None = None,
 ) -> list[float]:
-    """Adam over `parameters` for the spec's steps; returns the loss of every step.
+    """Adam (AdamW with `spec.weight_decay`) over `parameters` for the spec's steps, the gradients
+    clipped to `spec.max_grad_norm` when it is set; returns the loss of every step.
 
     With a checkpoint path, saves the full training state every `checkpoint_every` steps, every
     `checkpoint_minutes` of wall time, at the end, and at the end of the step during which the job
@@ -103,7 +118,7 @@ def train_loop(
     state_dict = state_dict or module.state_dict
     load_state_dict = load_state_dict or module.load_state_dict
     world = distributed.current() if data_parallel else distributed.World(0, 1, 0)
-    optimizer = torch.optim.Adam(parameters, lr=spec.lr)
+    optimizer = make_optimizer(parameters, spec)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / spec.warmup_steps) if spec.warmup_steps else 1.0
     )
@@ -165,6 +180,8 @@ def train_loop(
             loss.backward()
             if data_parallel:
                 distributed.average_gradients(parameters)
+            if spec.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, spec.max_grad_norm)
             optimizer.step()
             schedule.step()
             losses.append(distributed.mean_across_ranks(loss.item()) if data_parallel else loss.item())
