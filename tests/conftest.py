@@ -1,4 +1,5 @@
-"""Shared fixtures: a private MLflow store and cache per test session, and a tiny job config."""
+"""Shared fixtures: one torch thread per test, a private MLflow store and cache per session, the real
+sweep config composed in this process and tiny jobs run from it, and the data several test modules read."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 # Overrides that shrink a job to seconds: a few clips, a few steps, two sampling steps, one torch
-# thread (on tiny tensors threads only wait for each other: 2 of them on 2 busy cores make a job 4x slower).
+# thread (on tiny tensors threads only wait for each other: 2 of them on 2 busy cores made a job 5x slower).
 TINY_OVERRIDES = [
     "data.synthetic.train_per_class=4",
     "data.synthetic.test_per_class=2",
@@ -102,6 +103,24 @@ def training_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training_videos import write_training_videos
 
     return write_training_videos(tmp_path_factory.mktemp("training_videos"))
+
+
+@pytest.fixture(scope="module")
+def study_store(tmp_path_factory: pytest.TempPathFactory):
+    """Four studies' runs in a throwaway store that MLFLOW_TRACKING_URI points at while the module runs
+    (tests/analysis_fixtures.py; the tests of analysis/ only read it)."""
+    from analysis_fixtures import logged_studies
+
+    with logged_studies(tmp_path_factory) as store:
+        yield store
+
+
+@pytest.fixture(scope="module")
+def study_job_runs(study_store):
+    """The job runs of `study_store` as analysis/runs.py loads them."""
+    from analysis import runs
+
+    return runs.load_job_runs()
 
 
 def job_env(workdir: Path) -> dict[str, str]:

@@ -222,9 +222,7 @@ def test_the_small_classifier_is_listed_by_the_tables():
     assert metric_info("relsync_asva").higher_is_better is True
 
 
-def test_training_script_trains_the_papers_architecture_with_its_recipe_at_tiny_size(
-    session_store, workdir, tmp_path, one_torch_thread
-):
+def test_training_script_trains_the_papers_architecture_with_its_recipe_at_tiny_size(session_store, workdir, tmp_path):
     from test_metrics_standalone import tiny
 
     from asva.evaluation.sync_training import run_sync_classifier_training

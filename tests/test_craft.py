@@ -33,7 +33,7 @@ LISTING = LAYOUTS / "craft_mlt_25k.json"
 
 
 @pytest.fixture(autouse=True)
-def _one_thread_and_no_cached_model(one_torch_thread):
+def _no_cached_model():
     yield
     craft._MODEL_CACHE.clear()
 

@@ -34,7 +34,6 @@ def job_args(workdir: Path, name: str, cache: str) -> list[str]:
         "pretrain=true",
         "train.pretrain.steps=4",
         "train.pretrain.batch_size=8",
-        "train.num_threads=1",
         "train.finetune.checkpoint_every=1",
         "eval.batch_size=2",
         f"paths.cache_dir={workdir / cache}",

@@ -66,7 +66,7 @@ def clips(count: int, size: int) -> ClipSet:
 
 
 @pytest.mark.parametrize("base, size", [("tiny", 32), ("dynamicrafter", 64)])
-def test_every_tensor_of_a_training_step_and_of_sampling_is_on_the_model_device(one_torch_thread, base, size):
+def test_every_tensor_of_a_training_step_and_of_sampling_is_on_the_model_device(base, size):
     model = tiny_model(base).place(Placement(torch.device("meta"), None))
     data = clips(4, size)  # on the host, as a job's data is
     diffusion = DiffusionConfig(sampling_steps=2, cond_drop=0.5)  # dropped rows too: the null audio path
@@ -81,7 +81,7 @@ def test_every_tensor_of_a_training_step_and_of_sampling_is_on_the_model_device(
     assert model.base.first_stage.decode(latents).device.type == "meta"
 
 
-def test_the_meta_check_catches_a_batch_left_on_the_host(one_torch_thread, monkeypatch):
+def test_the_meta_check_catches_a_batch_left_on_the_host(monkeypatch):
     """The check above can fail: with the host-to-device copy of the batches skipped, it does."""
     monkeypatch.setattr(Placement, "to_device", lambda self, tensor: tensor)
     model = tiny_model("tiny").place(Placement(torch.device("meta"), None))
@@ -90,7 +90,7 @@ def test_the_meta_check_catches_a_batch_left_on_the_host(one_torch_thread, monke
         first_batch_loss(model, data, DiffusionConfig(), 2)
 
 
-def test_bf16_mixed_trains_the_tiny_model_on_the_cpu(one_torch_thread):
+def test_bf16_mixed_trains_the_tiny_model_on_the_cpu():
     model = tiny_model("tiny").place(Placement(torch.device("cpu"), torch.bfloat16))
     adapters = {id(p) for p in model.adapter_parameters()}
     assert {p.dtype for p in model.adapter_parameters()} == {torch.float32}  # fp32 master weights
@@ -106,7 +106,7 @@ def test_bf16_mixed_trains_the_tiny_model_on_the_cpu(one_torch_thread):
     assert {p.dtype for p in model.adapter_parameters()} == {torch.float32}
 
 
-def test_gradient_checkpointing_gives_the_adapters_the_same_gradients(one_torch_thread):
+def test_gradient_checkpointing_gives_the_adapters_the_same_gradients():
     gradients = []
     for checkpointing in (False, True):
         model = tiny_model("tiny").place(Placement(torch.device("cpu"), None), gradient_checkpointing=checkpointing)
@@ -123,6 +123,7 @@ def test_gradient_checkpointing_gives_the_adapters_the_same_gradients(one_torch_
 def test_the_gpu_check_runs_at_tiny_width_on_the_cpu():
     """benchmarks/gpu_check.py is ready for the first GPU: the same code runs here at test width."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -131,6 +132,7 @@ def test_the_gpu_check_runs_at_tiny_width_on_the_cpu():
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--tiny", "--device", "cpu", "--steps", "1"],
         cwd=REPO,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},  # tiny widths: one torch thread, as in the other tests
         capture_output=True,
         text=True,
         timeout=300,

@@ -84,9 +84,7 @@ def record_sampled_batches(monkeypatch, sampled: list[int], fail_on: int | None 
     monkeypatch.setattr(generation, "denoise", recording)
 
 
-def test_an_interrupted_evaluation_samples_only_the_missing_batches_and_ends_with_the_same_clips(
-    tmp_path, monkeypatch, one_torch_thread
-):
+def test_an_interrupted_evaluation_samples_only_the_missing_batches_and_ends_with_the_same_clips(tmp_path, monkeypatch):
     model, clips = tiny_model(), tiny_clips()
     whole_cfg = config(tmp_path / "whole")
     key = model_key(whole_cfg, model)
@@ -139,7 +137,7 @@ def _sample_on_rank(rank: int, world_size: int, init_file: str, cache_dir: str, 
         dist.destroy_process_group()
 
 
-def test_two_ranks_share_the_batches_out_and_gather_the_clips_of_one_process(tmp_path, one_torch_thread):
+def test_two_ranks_share_the_batches_out_and_gather_the_clips_of_one_process(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     mp.spawn(_sample_on_rank, args=(2, str(tmp_path / "rendezvous"), str(tmp_path / "two"), str(out)), nprocs=2)
@@ -187,7 +185,7 @@ def tiny_networks():
     )
 
 
-def test_every_metric_network_computes_on_the_device_it_is_moved_to(one_torch_thread):
+def test_every_metric_network_computes_on_the_device_it_is_moved_to():
     from asva.evaluation.embedders import audio_frame_similarity
     from asva.evaluation.fid import FIDInceptionFeatures, fid_inception_architecture, frame_features
     from asva.evaluation.paper_metrics import paper_scores

@@ -19,7 +19,6 @@ SMALL = [
     "model.base_train_steps=2",
     "audio.encoders.a.train_steps=2",
     "diffusion.sampling_steps=2",
-    "train.num_threads=1",
 ]
 
 
@@ -101,30 +100,24 @@ def test_out_must_be_mp4_and_inputs_are_required(capsys):
 
 def test_generates_on_the_paper_model_from_its_checkpoint_paths(inputs, tmp_path, capsys):
     """model=dynamicrafter_6fps at tiny width, every frozen part read from official-layout files."""
-    from test_paper_model_job import paper_overrides, write_checkpoints
+    from paper_model_fixtures import paper_overrides, write_checkpoints
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        paths = write_checkpoints(tmp_path)
-        common = [
-            f"image={inputs / 'image.png'}",
-            f"audio={inputs / 'stereo.wav'}",
-            "text=a drum",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            "diffusion.sampling_steps=2",
-            *paper_overrides(paths),
-        ]
-        assert main([*common, f"out={tmp_path / 'paper.mp4'}"]) == 0
-        frames, rate, seconds = decode(tmp_path / "paper.mp4")
-        assert frames.shape == (12, 32, 32, 3)
-        assert rate == 16000 and seconds == pytest.approx(2.0, abs=0.1)
-        assert not (tmp_path / "cache").exists()  # nothing trained, no data generated: the files are the model
+    paths = write_checkpoints(tmp_path)
+    common = [
+        f"image={inputs / 'image.png'}",
+        f"audio={inputs / 'stereo.wav'}",
+        "text=a drum",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "diffusion.sampling_steps=2",
+        *paper_overrides(paths),
+    ]
+    assert main([*common, f"out={tmp_path / 'paper.mp4'}"]) == 0
+    frames, rate, seconds = decode(tmp_path / "paper.mp4")
+    assert frames.shape == (12, 32, 32, 3)
+    assert rate == 16000 and seconds == pytest.approx(2.0, abs=0.1)
+    assert not (tmp_path / "cache").exists()  # nothing trained, no data generated: the files are the model
 
-        assert (
-            main([*common, f"model.base_checkpoint={tmp_path / 'absent' / 'model.ckpt'}", f"out={tmp_path / 'x.mp4'}"])
-            == 2
-        )
-        assert "absent/model.ckpt does not exist (expected the official model.ckpt" in capsys.readouterr().err
-    finally:
-        torch.set_num_threads(threads)
+    assert (
+        main([*common, f"model.base_checkpoint={tmp_path / 'absent' / 'model.ckpt'}", f"out={tmp_path / 'x.mp4'}"]) == 2
+    )
+    assert "absent/model.ckpt does not exist (expected the official model.ckpt" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import REPO, TINY_OVERRIDES, job_env, path_overrides
 from test_model_and_training import make_model
-from test_windows import ramp_tone
+from training_videos import ramp_tone
 
 from asva.config.schema import DataConfig, DiffusionConfig, ModelConfig, StageConfig
 from asva.data import latent_cache
@@ -27,8 +27,6 @@ from asva.models.paper_model import build_dynamicrafter_base
 from asva.models.placement import CPU_FP32
 from asva.prepare_job import prepare_shard
 from asva.training.adapters import train_adapter_stage
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SOURCE_FPS = 12
 DECODES = ("memory", "stream")
@@ -201,15 +199,8 @@ def test_another_first_stage_or_another_set_finds_no_cache(splits, tmp_path):
     assert cached.rows_found == 2
 
 
-def test_prepare_through_its_entry_point_then_a_job_finds_the_cache(tmp_path, session_store, caplog):
-    from omegaconf import OmegaConf
-
-    from asva.config.schema import ExperimentConfig
-    from asva.experiment import run_job
-
-    overrides = [
-        *TINY_OVERRIDES,
-        *path_overrides(tmp_path),
+def test_prepare_through_its_entry_point_then_a_job_finds_the_cache(tmp_path, tiny_job, caplog):
+    job = [
         "data.synthetic.video_seconds=3",
         "pretrain=true",
         "study=latent_cache",
@@ -218,7 +209,8 @@ def test_prepare_through_its_entry_point_then_a_job_finds_the_cache(tmp_path, se
         "eval.openclass=false",
     ]
     # Two shards, one after another in one multirun (a SLURM array with hydra/launcher=slurm_*).
-    command = [sys.executable, str(REPO / "sweeps" / "prepare.py"), "-m", *overrides, "shards=2", "shard=range(0,2)"]
+    overrides = [*TINY_OVERRIDES, *path_overrides(tmp_path), *job, "shards=2", "shard=range(0,2)"]
+    command = [sys.executable, str(REPO / "sweeps" / "prepare.py"), "-m", *overrides]
     result = subprocess.run(
         command, check=False, cwd=tmp_path, env=job_env(tmp_path), capture_output=True, text=True, timeout=600
     )
@@ -231,9 +223,7 @@ def test_prepare_through_its_entry_point_then_a_job_finds_the_cache(tmp_path, se
         written = {path.name for path in folder.glob("shard-*")}
         assert written >= {"shard-00000-of-00002.json", "shard-00001-of-00002.npy"}
 
-    merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.from_dotlist(overrides))
-    cfg = OmegaConf.to_object(merged)
     with caplog.at_level(logging.INFO, logger="asva.training.adapters"):
-        run_job(cfg)
+        tiny_job(*job)  # in the same cache folder
     reads = [r.getMessage() for r in caplog.records if "read from the cache" in r.getMessage()]
     assert len(reads) == 2 and all(" of " in line and "2 of 2 shards prepared, float16" in line for line in reads)

@@ -35,7 +35,7 @@ def test_avsync_layout_with_a_wav_beside_the_mp4_in_stereo_44k(tmp_path):
     video = tmp_path / "videos" / "hammer" / "h1.mp4"
     write_video(video, time_coded_frames(2.0, 6), 6)
     write_wav(video.with_suffix(".wav"), stereo_tone(2.0, 44100), 44100)
-    data = DataConfig(name="avsync15", frame_size=32, train_clip_start="start")
+    data = DataConfig(name="avsync15", root=str(tmp_path), frame_size=32, train_clip_start="start")
     train = load_split(tmp_path, "train", data, tmp_path / "cache")
     assert train.video_ids == ["d1", "h1"] and train.labels == ["dog", "hammer"]
     assert train.frames.shape == (2, 12, 32, 32, 3)
@@ -74,7 +74,7 @@ def test_training_clips_start_uniformly_and_reproducibly_test_clips_at_zero(tmp_
     write_avsync_layout(tmp_path, ["dog"], entries, ["dog/t.mp4"], seconds=8.0, fps=12)
     # Decoded into memory: its fixed clips are decoded, so their starts are known (a streamed split's
     # clips are placed when a batch draws them: tests/test_streaming.py).
-    data = DataConfig(name="avsync15", frame_size=16, decode="memory")
+    data = DataConfig(name="avsync15", root=str(tmp_path), frame_size=16, decode="memory")
     train = load_split(tmp_path, "train", data, tmp_path / "cache")
     again = load_split(tmp_path, "train", data, tmp_path / "cache2")
     assert train.starts == again.starts
@@ -139,7 +139,7 @@ def test_avsync48_layout_counts_per_split(tmp_path):
     train = [f"{c}/{c}{i}.mp4" for c in classes for i in range(2)]
     test = [f"{c}/{c}t{i}.mp4" for c in classes for i in range(3)]
     write_avsync_layout(tmp_path, classes, train, test)
-    data = DataConfig(name="avsync48", frame_size=16)
+    data = DataConfig(name="avsync48", root=str(tmp_path), frame_size=16)
     assert len(load_split(tmp_path, "train", data, tmp_path / "c")) == 4
     clips = load_split(tmp_path, "test", data, tmp_path / "c")
     assert clips.labels.count("a") == 3 and torch.equal(clips.label_indices(), torch.tensor([0, 0, 0, 1, 1, 1]))

@@ -119,18 +119,40 @@ def test_checkpoint_of_another_batch_size_is_refused(tmp_path):
         tiny_training(tmp_path / "state.pt", batch_size=4)
 
 
-def job_command(workdir: Path, runs_dir: Path) -> list[str]:
+@pytest.fixture(scope="module")
+def job_cache(tmp_path_factory) -> Path:
+    """One cache folder for every job of this module: the first job builds the benchmark and the frozen
+    parts, the others find them (their runs, stores and checkpoints stay their own)."""
+    return tmp_path_factory.mktemp("job_cache")
+
+
+def job_command(workdir: Path, runs_dir: Path, cache_dir: Path) -> list[str]:
     return [
         sys.executable,
         str(REPO / "sweeps" / "window_radius.py"),
         *TINY_OVERRIDES,
         f"train.finetune.steps={STEPS}",
         "train.finetune.checkpoint_every=1",
-        "train.num_threads=1",
-        f"paths.cache_dir={workdir / 'cache'}",
+        f"paths.cache_dir={cache_dir}",
         f"paths.runs_dir={runs_dir}",
         f"hydra.run.dir={workdir / 'outputs'}",
     ]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, job_cache) -> tuple[dict, dict[str, float]]:
+    """The job trained straight through, once for the tests that compare an interrupted one with it:
+    its final finetuning checkpoint and its logged metrics."""
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    env = job_env(workdir)
+    command = job_command(workdir, workdir / "runs", job_cache)
+    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [checkpoint] = (workdir / "runs").glob("*/*/finetune.pt")
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("window_radius")
+    [run] = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("asva.role") == "job"]
+    return load_torch(checkpoint), run.data.metrics
 
 
 def checkpoint_step(run_root: Path) -> int:
@@ -144,22 +166,12 @@ def checkpoint_step(run_root: Path) -> int:
     return 0 if list(run_root.glob("*/*/mlflow_run_id")) else -1
 
 
-def test_sigkill_at_ten_random_steps_then_rerun_gives_identical_weights(tmp_path):
+def test_sigkill_at_ten_random_steps_then_rerun_gives_identical_weights(tmp_path, job_cache, uninterrupted):
     env = job_env(tmp_path)
-    reference = subprocess.run(
-        job_command(tmp_path, tmp_path / "reference"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert reference.returncode == 0, reference.stderr[-3000:]
-
     rng = random.Random(20261123)
     targets = sorted(rng.sample(range(STEPS - 2), 10))
     killed_at = []
-    command = job_command(tmp_path, tmp_path / "killed")
+    command = job_command(tmp_path, tmp_path / "killed", job_cache)
     for target in targets:
         log = tmp_path / f"attempt-{target}.log"
         with open(log, "w") as output:
@@ -176,9 +188,9 @@ def test_sigkill_at_ten_random_steps_then_rerun_gives_identical_weights(tmp_path
     assert final.returncode == 0, final.stderr[-3000:]
     assert len(set(killed_at)) >= 8, killed_at  # the kills landed at different steps
 
-    [straight] = list((tmp_path / "reference").glob("*/*/finetune.pt"))
+    straight, straight_metrics = uninterrupted
     [resumed] = list((tmp_path / "killed").glob("*/*/finetune.pt"))
-    straight, resumed = load_torch(straight), load_torch(resumed)
+    resumed = load_torch(resumed)
     assert straight["step"] == resumed["step"] == STEPS
     assert straight["weights"].keys() == resumed["weights"].keys()
     for name, tensor in straight["weights"].items():
@@ -195,17 +207,14 @@ def test_sigkill_at_ten_random_steps_then_rerun_gives_identical_weights(tmp_path
     history = sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda m: m.step)
     assert [m.step for m in history] == list(range(STEPS))  # each step logged once, none lost
     assert [m.value for m in history] == straight["losses"]
-    [ref_run] = client.search_runs(
-        [experiment.experiment_id], filter_string="params.`cfg.paths.runs_dir` LIKE '%reference'"
-    )
-    assert run.data.metrics["event_sync"] == ref_run.data.metrics["event_sync"]
-    assert run.data.metrics["fd_pixel_synth"] == ref_run.data.metrics["fd_pixel_synth"]
+    assert run.data.metrics["event_sync"] == straight_metrics["event_sync"]
+    assert run.data.metrics["fd_pixel_synth"] == straight_metrics["fd_pixel_synth"]
 
 
-def test_a_run_folder_whose_run_the_store_does_not_know_starts_a_new_run(tmp_path):
+def test_a_run_folder_whose_run_the_store_does_not_know_starts_a_new_run(tmp_path, job_cache):
     """The user switched MLFLOW_TRACKING_URI (or deleted the database) between two attempts."""
     runs_dir = tmp_path / "runs"
-    command = [*job_command(tmp_path, runs_dir), "train.finetune.steps=2"]
+    command = [*job_command(tmp_path, runs_dir, job_cache), "train.finetune.steps=2"]
     first = subprocess.run(
         command, cwd=tmp_path, env=job_env(tmp_path / "old_store"), capture_output=True, text=True, timeout=300
     )
@@ -229,11 +238,13 @@ def test_a_run_folder_whose_run_the_store_does_not_know_starts_a_new_run(tmp_pat
     assert sorted(m.step for m in history) == [0, 1]  # trained anew: the whole curve is in the new run
 
 
-def test_a_stop_signal_between_step_checkpoints_saves_that_step_and_the_rerun_ends_identical(tmp_path):
+def test_a_stop_signal_between_step_checkpoints_saves_that_step_and_the_rerun_ends_identical(
+    tmp_path, job_cache, uninterrupted
+):
     """SIGUSR2 (SLURM's preemption warning) mid-step, with no step checkpoint due: the job saves at
     the end of that step, then ends; the rerun resumes there and ends as an uninterrupted run."""
     signalled_step = 12
-    command = [*job_command(tmp_path, tmp_path / "signalled"), "train.finetune.checkpoint_every=1000"]
+    command = [*job_command(tmp_path, tmp_path / "signalled", job_cache), "train.finetune.checkpoint_every=1000"]
     env = job_env(tmp_path)
     gate = tmp_path / "gate"
     gate.mkdir()
@@ -257,17 +268,8 @@ def test_a_stop_signal_between_step_checkpoints_saves_that_step_and_the_rerun_en
     final = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     assert "resuming MLflow run" in final.stdout
-    reference = subprocess.run(
-        job_command(tmp_path, tmp_path / "reference"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    [straight] = (tmp_path / "reference").glob("*/*/finetune.pt")
-    straight, resumed = load_torch(straight), load_torch(checkpoint)
+    straight, _ = uninterrupted
+    resumed = load_torch(checkpoint)
     assert resumed["step"] == STEPS and resumed["losses"] == straight["losses"]
     for name, tensor in straight["weights"].items():
         assert torch.equal(tensor, resumed["weights"][name]), name

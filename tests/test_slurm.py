@@ -147,7 +147,7 @@ def job_log(tmp_path: Path, job: str) -> str:
 
 def test_requeued_and_preempted_job_saves_at_the_signal_and_continues_its_run_and_weights(tmp_path, slurm):
     # Step checkpoints never come (every 1000 steps): only the stop signals save.
-    job_args = [f"train.finetune.steps={STEPS}", "train.finetune.checkpoint_every=1000", "train.num_threads=1"]
+    job_args = [f"train.finetune.steps={STEPS}", "train.finetune.checkpoint_every=1000"]
     command = sweep_command(tmp_path, slurm, ["window_radius=1.0", "seed=0", *job_args])
     # The job waits before the steps the test acts at (tests/job_gate), however fast it trains.
     gate = tmp_path / "gate"

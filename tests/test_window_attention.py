@@ -64,7 +64,7 @@ def _random_block(channels: int, heads: int) -> AudioCrossAttention:
 
 @pytest.mark.parametrize("radius", [0.5, 1.0, 1.5, 3.0])
 @pytest.mark.parametrize("fps, taps", [(6, (2, 1)), (12, (2, 1)), (12, (0, 1))])
-def test_windowed_attention_equals_the_dense_masked_one(one_torch_thread, radius, fps, taps):
+def test_windowed_attention_equals_the_dense_masked_one(radius, fps, taps):
     torch.manual_seed(0)
     frames, batch, channels = 2 * fps, 2, 32
     block = _random_block(channels, heads=4)
