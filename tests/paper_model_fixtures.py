@@ -13,6 +13,7 @@ import torch
 
 from asva.models.checkpoints import load_parts
 from asva.models.dynamicrafter import DynamiCrafterUNet, Resampler, ResamplerSpec, UNetSpec
+from asva.models.paper_model import PAPER_WIDTHS
 
 LAYOUTS = Path(__file__).parent / "checkpoint_layouts"
 sys.path.insert(0, str(LAYOUTS))
@@ -28,14 +29,8 @@ TINY_UNET = dict(
     num_head_channels=16,
     context_dim=32,
 )
-TINY_UNET_SPEC = UNetSpec(
-    model_channels=32,
-    channel_mult=(1, 2),
-    attention_resolutions=(2, 1),
-    num_head_channels=16,
-    context_dim=32,
-    image_tokens_per_frame=2,
-)
+# The test width the paper model itself builds (model.paper_width=tiny).
+TINY_UNET_SPEC = UNetSpec(**PAPER_WIDTHS["tiny"].unet)
 TINY_RESAMPLER = dict(
     dim=32, depth=2, dim_head=8, heads=4, num_queries=2, embedding_dim=32, output_dim=32, ff_mult=2, video_length=4
 )
