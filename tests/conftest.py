@@ -1,5 +1,6 @@
-"""Shared fixtures: one torch thread per test, a private MLflow store and cache per session, the real
-sweep config composed in this process and tiny jobs run from it, and the data several test modules read."""
+"""Shared fixtures: one torch thread per test, a private MLflow store and cache per session (each
+pytest-xdist worker is a session of its own), the real sweep config composed in this process and tiny
+jobs run from it, and the data several test modules read."""
 
 from __future__ import annotations
 
