@@ -9,12 +9,9 @@ from typing import TypeVar
 
 from omegaconf import DictConfig
 
-from asva import distributed
 from asva.config.build import build_config
 from asva.config.schema import ExperimentConfig
 from asva.errors import UserError
-from asva.experiment import run_job
-from asva.tracking.sweep import parent_run_id
 
 log = logging.getLogger("asva")
 
@@ -36,6 +33,13 @@ def run_command(
 
 def run(cfg: DictConfig) -> dict[str, float] | None:
     """Run one job; a UserError (bad value, path or file) exits with status 2 and one line."""
+    # Imported here, not at the top: a process pool the job starts (the leak check's) spawns workers
+    # that import the entry point, hence this module, again; torch, MLflow and diffusers would cost
+    # each of them seconds for code it never runs.
+    from asva import distributed
+    from asva.experiment import run_job
+    from asva.tracking.sweep import parent_run_id
+
     try:
         experiment = build_config(cfg)
         assert isinstance(experiment, ExperimentConfig)

@@ -13,13 +13,14 @@ from omegaconf import DictConfig
 from asva import cli
 from asva.config.schema import CurateConfig
 from asva.config.store import register
-from asva.curation_job import run_curation
 
 register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="curate")
 def main(cfg: DictConfig) -> dict[str, float]:
+    from asva.curation_job import run_curation  # when the job runs, not on import (see asva/cli.py run)
+
     return cli.run_command(cfg, CurateConfig, run_curation)
 
 

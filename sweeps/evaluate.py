@@ -10,13 +10,14 @@ from omegaconf import DictConfig
 from asva import cli
 from asva.config.schema import EvaluateConfig
 from asva.config.store import register
-from asva.evaluation.standalone import run_evaluation
 
 register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict[str, float]:
+    from asva.evaluation.standalone import run_evaluation  # when the job runs, not on import (see asva/cli.py run)
+
     return cli.run_command(cfg, EvaluateConfig, run_evaluation)
 
 

@@ -14,13 +14,14 @@ from omegaconf import DictConfig
 from asva import cli
 from asva.config.schema import PrepareConfig
 from asva.config.store import register
-from asva.prepare_job import run_prepare
 
 register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="prepare")
 def main(cfg: DictConfig) -> dict[str, float]:
+    from asva.prepare_job import run_prepare  # when the job runs, not on import (see asva/cli.py run)
+
     return cli.run_command(cfg, PrepareConfig, run_prepare)
 
 

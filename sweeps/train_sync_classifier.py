@@ -11,13 +11,15 @@ from omegaconf import DictConfig
 from asva import cli
 from asva.config.schema import TrainSyncClassifierConfig
 from asva.config.store import register
-from asva.evaluation.sync_training import run_sync_classifier_training
 
 register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_sync_classifier")
 def main(cfg: DictConfig) -> dict[str, float]:
+    # Imported when the job runs, not on import (see asva/cli.py run).
+    from asva.evaluation.sync_training import run_sync_classifier_training
+
     return cli.run_command(cfg, TrainSyncClassifierConfig, run_sync_classifier_training)
 
 

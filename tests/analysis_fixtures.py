@@ -19,6 +19,18 @@ from scipy import stats as scipy_stats
 from analysis import tables
 from asva.tracking.store import PARENT_TAG, ROLE_JOB, ROLE_PRETRAIN, ROLE_SWEEP, ROLE_TAG, STUDY_TAG
 
+# The contract params of a job at the embedded default, which a test's job overrides where its study varies.
+EMBEDDED_JOB_PARAMS = {
+    "dataset": "synthetic",
+    "fps": "6",
+    "window_radius": "0.5",
+    "audio_layers": "a:11",
+    "k": "all",
+    "pretrain": "false",
+    "curation": "none",
+    "finetune": "true",
+}
+
 
 @dataclass
 class Store:
@@ -79,15 +91,7 @@ class StoreWriter:
         status: str = "FINISHED",
         **params: str,
     ) -> None:
-        base = {
-            "dataset": "synthetic",
-            "fps": "6",
-            "window_radius": "0.5",
-            "audio_layers": "a:11",
-            "k": "all",
-            "pretrain": "false",
-        }
-        base |= {"curation": "none", "finetune": "true", "seed": "0", "config_hash": f"h{self.job_count}"}
+        base = EMBEDDED_JOB_PARAMS | {"seed": "0", "config_hash": f"h{self.job_count}"}
         self.run(experiment, study, ROLE_JOB, base | params, metrics, parent, status)
 
 

@@ -11,35 +11,24 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_parts import RATE, random_clips, tiny_asva_model
 
-from asva.config.schema import AudioEncoderConfig, DataConfig, DiffusionConfig, ModelConfig, StageConfig
-from asva.data.audio import fbank
+from asva.config.schema import DataConfig, DiffusionConfig, ModelConfig, StageConfig
 from asva.data.dataset import ClipSet
 from asva.evaluation.sampling import denoise
-from asva.models.asva_model import ASVAModel, ImageToVideoBase
-from asva.models.audio_encoders import TinyAudioEncoder
+from asva.models.asva_model import ASVAModel
 from asva.models.paper_model import build_dynamicrafter_base
 from asva.models.placement import Placement
 from asva.training.adapters import StageClips, adapter_loss, train_adapter_stage
 
-RATE, FPS = 16000, 6
-
 
 def tiny_model(base: str) -> ASVAModel:
-    torch.manual_seed(0)
-    encoder = AudioEncoderConfig()
-    encoders = {
-        "a": TinyAudioEncoder(encoder.kind, encoder.num_layers, encoder.dim, encoder.token_seconds, num_classes=2)
-    }
     if base == "dynamicrafter":
-        cfg = ModelConfig(name="dynamicrafter", context_dim=32)
-        frozen, _ = build_dynamicrafter_base("256", width="tiny")
-    else:
-        cfg = ModelConfig()
-        frozen = ImageToVideoBase(cfg)
-    model = ASVAModel(frozen, encoders, [("a", encoder.num_layers - 1)], 1.5, FPS, cfg, fbank_frames=198)
-    model.reset_adapters(0)
-    return model
+        return tiny_asva_model(
+            ModelConfig(name="dynamicrafter", context_dim=32),
+            lambda cfg: build_dynamicrafter_base("256", width="tiny")[0],
+        )
+    return tiny_asva_model()
 
 
 def first_batch_loss(model: ASVAModel, data: ClipSet, diffusion: DiffusionConfig, batch_size: int) -> torch.Tensor:
@@ -49,26 +38,10 @@ def first_batch_loss(model: ASVAModel, data: ClipSet, diffusion: DiffusionConfig
     return adapter_loss(model, source, diffusion)(batch, torch.Generator().manual_seed(0))
 
 
-def clips(count: int, size: int) -> ClipSet:
-    generator = torch.Generator().manual_seed(1)
-    frames = torch.randint(0, 256, (count, 2 * FPS, size, size, 3), dtype=torch.uint8, generator=generator)
-    audio = torch.randn(count, 2 * RATE, generator=generator) * 0.1
-    labels = ["drum", "bell"] * (count // 2)
-    return ClipSet(
-        [f"clip{i}" for i in range(count)],
-        labels,
-        frames,
-        audio,
-        fbank(audio, RATE),
-        [[] for _ in labels],
-        ["bell", "drum"],
-    )
-
-
 @pytest.mark.parametrize("base, size", [("tiny", 32), ("dynamicrafter", 64)])
 def test_every_tensor_of_a_training_step_and_of_sampling_is_on_the_model_device(base, size):
     model = tiny_model(base).place(Placement(torch.device("meta"), None))
-    data = clips(4, size)  # on the host, as a job's data is
+    data = random_clips(4, size)  # on the host, as a job's data is
     diffusion = DiffusionConfig(sampling_steps=2, cond_drop=0.5)  # dropped rows too: the null audio path
     loss = first_batch_loss(model, data, diffusion, 3)
     assert loss.device.type == "meta"
@@ -85,7 +58,7 @@ def test_the_meta_check_catches_a_batch_left_on_the_host(monkeypatch):
     """The check above can fail: with the host-to-device copy of the batches skipped, it does."""
     monkeypatch.setattr(Placement, "to_device", lambda self, tensor: tensor)
     model = tiny_model("tiny").place(Placement(torch.device("meta"), None))
-    data = clips(2, 32)
+    data = random_clips(2, 32)
     with pytest.raises(RuntimeError, match="device"):
         first_batch_loss(model, data, DiffusionConfig(), 2)
 
@@ -95,7 +68,7 @@ def test_bf16_mixed_trains_the_tiny_model_on_the_cpu():
     adapters = {id(p) for p in model.adapter_parameters()}
     assert {p.dtype for p in model.adapter_parameters()} == {torch.float32}  # fp32 master weights
     assert {p.dtype for p in model.parameters() if id(p) not in adapters} == {torch.bfloat16}  # frozen parts
-    data = clips(8, 32)
+    data = random_clips(8, 32)
     stage = StageConfig(lr=3e-3, batch_size=8, steps=40)
     losses = train_adapter_stage(
         model, data, stage, DiffusionConfig(cond_drop=0.0), seed=0, desc="bf16-mixed", data=DataConfig(sample_rate=RATE)
@@ -112,7 +85,7 @@ def test_gradient_checkpointing_gives_the_adapters_the_same_gradients():
         model = tiny_model("tiny").place(Placement(torch.device("cpu"), None), gradient_checkpointing=checkpointing)
         for block in model.audio_cross_attn:  # non-zero outputs, so every adapter weight gets a gradient
             torch.nn.init.normal_(block.attn.to_out.weight, std=0.02)
-        loss = first_batch_loss(model, clips(4, 32), DiffusionConfig(cond_drop=0.0), 3)
+        loss = first_batch_loss(model, random_clips(4, 32), DiffusionConfig(cond_drop=0.0), 3)
         loss.backward()
         gradients.append([p.grad.clone() for p in model.adapter_parameters()])
     assert all(grad.abs().sum() > 0 for grad in gradients[0])

@@ -18,48 +18,23 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from tiny_parts import FPS, RATE, random_clips, tiny_asva_model, tiny_eval_networks
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from asva.config.schema import AudioEncoderConfig, ExperimentConfig, ModelConfig
-from asva.data.audio import fbank
-from asva.data.dataset import ClipSet
+from asva.config.schema import ExperimentConfig
 from asva.evaluation import generation
 from asva.evaluation.generation import generate, generated_dir, model_key
 from asva.evaluation.sampling import denoise
-from asva.models.asva_model import ASVAModel, ImageToVideoBase
-from asva.models.audio_encoders import TinyAudioEncoder
+from asva.models.asva_model import ASVAModel
 
-RATE, FPS, SIZE, CLIPS, BATCH = 16000, 6, 32, 5, 2  # 5 clips in batches of 2: 3 batches, the last one short
+SIZE, CLIPS, BATCH = 32, 5, 2  # 5 clips in batches of 2: 3 batches, the last one short
 
 
 def tiny_model() -> ASVAModel:
-    torch.manual_seed(0)
-    encoder = AudioEncoderConfig()
-    encoders = {
-        "a": TinyAudioEncoder(encoder.kind, encoder.num_layers, encoder.dim, encoder.token_seconds, num_classes=2)
-    }
-    cfg = ModelConfig()
-    model = ASVAModel(ImageToVideoBase(cfg), encoders, [("a", encoder.num_layers - 1)], 1.5, FPS, cfg, fbank_frames=198)
-    model.reset_adapters(0)
+    model = tiny_asva_model()
     for block in model.audio_cross_attn:  # non-zero adapter outputs, so the audio changes the clips
         torch.nn.init.normal_(block.attn.to_out.weight, std=0.05)
     return model.eval()
-
-
-def tiny_clips() -> ClipSet:
-    generator = torch.Generator().manual_seed(1)
-    frames = torch.randint(0, 256, (CLIPS, 2 * FPS, SIZE, SIZE, 3), dtype=torch.uint8, generator=generator)
-    audio = torch.randn(CLIPS, 2 * RATE, generator=generator) * 0.1
-    labels = ["drum", "bell", "drum", "bell", "drum"]
-    return ClipSet(
-        [f"clip{i}" for i in range(CLIPS)],
-        labels,
-        frames,
-        audio,
-        fbank(audio, RATE),
-        [[] for _ in labels],
-        ["bell", "drum"],
-    )
 
 
 def config(cache_dir: Path) -> ExperimentConfig:
@@ -85,7 +60,7 @@ def record_sampled_batches(monkeypatch, sampled: list[int], fail_on: int | None 
 
 
 def test_an_interrupted_evaluation_samples_only_the_missing_batches_and_ends_with_the_same_clips(tmp_path, monkeypatch):
-    model, clips = tiny_model(), tiny_clips()
+    model, clips = tiny_model(), random_clips(CLIPS, SIZE)
     whole_cfg = config(tmp_path / "whole")
     key = model_key(whole_cfg, model)
     whole = generate(model, clips, whole_cfg, key, "uninterrupted")
@@ -127,7 +102,7 @@ def _sample_on_rank(rank: int, world_size: int, init_file: str, cache_dir: str, 
         sampled: list[int] = []
         record_sampled_batches(pytest.MonkeyPatch(), sampled)
         model, cfg = tiny_model(), config(Path(cache_dir))
-        frames = generate(model, tiny_clips(), cfg, model_key(cfg, model), "sharded")
+        frames = generate(model, random_clips(CLIPS, SIZE), cfg, model_key(cfg, model), "sharded")
         (Path(out_dir) / f"rank-{rank}.json").write_text(json.dumps(sampled))
         if rank == 0:
             np.save(Path(out_dir) / "frames.npy", frames)
@@ -145,7 +120,7 @@ def test_two_ranks_share_the_batches_out_and_gather_the_clips_of_one_process(tmp
     assert json.loads((out / "rank-1.json").read_text()) == [2]  # batch 1
 
     model, cfg = tiny_model(), config(tmp_path / "one")
-    one = generate(model, tiny_clips(), cfg, model_key(cfg, model), "one process")
+    one = generate(model, random_clips(CLIPS, SIZE), cfg, model_key(cfg, model), "one process")
     np.testing.assert_array_equal(np.load(out / "frames.npy"), one)
 
 
@@ -169,29 +144,13 @@ class HostCopiesOfMeta(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def tiny_networks():
-    from asva.evaluation.embedders import TinyCLIP
-    from asva.evaluation.networks import EvalNetworks, TinyVideoClassifier
-    from asva.evaluation.sync_classifier import SyncClassifier, SyncClassifierShape
-
-    torch.manual_seed(0)
-    tiny = TinyCLIP(dim=16, width=8).eval()
-    shape = SyncClassifierShape(video_widths=[8], audio_widths=[8], head_dim=8)
-    return EvalNetworks(
-        video_features=TinyVideoClassifier(4, [8], 32).eval(),
-        audio_vision=tiny,
-        text_vision=tiny,
-        sync=SyncClassifier(shape).eval(),
-    )
-
-
 def test_every_metric_network_computes_on_the_device_it_is_moved_to():
     from asva.evaluation.embedders import audio_frame_similarity
     from asva.evaluation.fid import FIDInceptionFeatures, fid_inception_architecture, frame_features
     from asva.evaluation.paper_metrics import paper_scores
 
     meta = torch.device("meta")
-    nets = tiny_networks().to(meta)
+    nets = tiny_eval_networks().to(meta)
     assert {p.device.type for p in nets.sync.parameters()} == {"meta"} and nets.device == meta
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, size=(5, 12, 32, 32, 3), dtype=np.uint8)  # on the host, as the clips are

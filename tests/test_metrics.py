@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_parts import tiny_eval_networks
 
 from asva.config.schema import DataConfig
 from asva.data.media import write_video
@@ -145,26 +146,6 @@ def test_worse_synchronized_clips_score_lower():
     assert (np.diff(relsync(np.array([1.0, 0.0, -5.0]), phi_gt)) < 0).all()
 
 
-def _tiny_networks(paper: bool = False):
-    from asva.evaluation.embedders import TinyCLIP
-    from asva.evaluation.networks import EvalNetworks, TinyVideoClassifier
-    from asva.evaluation.sync_classifier import SyncClassifier, SyncClassifierShape
-
-    torch.manual_seed(0)
-    tiny = TinyCLIP(dim=16, width=8).eval()
-    shape = SyncClassifierShape(video_widths=[8], audio_widths=[8], head_dim=8)
-    return EvalNetworks(
-        video_features=TinyVideoClassifier(4, [8], 32).eval(),
-        audio_vision=tiny,
-        text_vision=tiny,
-        sync=SyncClassifier(shape).eval(),
-        paper_fvd=paper,
-        paper_ia=paper,
-        paper_it=paper,
-        sync_suffix="" if paper else "_embedded",
-    )
-
-
 def test_stand_in_networks_report_embedded_names_and_reference_rows():
     from asva.evaluation.paper_metrics import paper_scores, per_class_rows
 
@@ -172,7 +153,7 @@ def test_stand_in_networks_report_embedded_names_and_reference_rows():
     real = rng.integers(0, 256, size=(6, 12, 32, 32, 3), dtype=np.uint8)
     generated = rng.integers(0, 256, size=(6, 12, 32, 32, 3), dtype=np.uint8)
     scores = paper_scores(
-        _tiny_networks(), real, torch.randn(6, 198, 128), ["drum"] * 6, generated, fps=6, batch_size=4
+        tiny_eval_networks(), real, torch.randn(6, 198, 128), ["drum"] * 6, generated, fps=6, batch_size=4
     )
     expected = {
         f"{m}_embedded{tail}"
@@ -191,8 +172,8 @@ def test_stand_in_networks_report_embedded_names_and_reference_rows():
 
 
 def test_reserved_names_only_with_the_papers_networks():
-    assert _tiny_networks(paper=False).name("fvd") == "fvd_embedded"
-    paper = _tiny_networks(paper=True)
+    assert tiny_eval_networks(paper=False).name("fvd") == "fvd_embedded"
+    paper = tiny_eval_networks(paper=True)
     assert [paper.name(m) for m in ("fvd", "ia", "it", "relsync", "alignsync")] == [
         "fvd",
         "ia",
@@ -202,7 +183,7 @@ def test_reserved_names_only_with_the_papers_networks():
     ]
     paper.paper_ia = False  # AlignSync needs ImageBind as well as the classifier
     assert paper.name("relsync") == "relsync" and paper.name("alignsync") == "alignsync_embedded"
-    small = _tiny_networks(paper=True)
+    small = tiny_eval_networks(paper=True)
     small.sync_suffix = "_asva"  # the project's small classifier trained on real data
     assert [small.name(m) for m in ("relsync", "alignsync", "ia")] == ["relsync_asva", "alignsync_asva", "ia"]
 
@@ -247,7 +228,7 @@ def test_metrics_the_clips_cannot_score_are_skipped_with_the_reason():
     metrics, skipped = skeleton_metrics(_clips(real[:1], [[1.0]]), {"": generated[:1]}, cfg)
     assert set(metrics) == {"event_sync"} and skipped == {"fd_pixel_synth": TOO_FEW_CLIPS}
     scores = paper_scores(
-        _tiny_networks(), real[:1], torch.randn(1, 198, 128), ["drum"], generated[:1], fps=6, batch_size=4
+        tiny_eval_networks(), real[:1], torch.randn(1, 198, 128), ["drum"], generated[:1], fps=6, batch_size=4
     )
     assert not {name for name in scores.metrics if name.startswith("fvd")}
     assert scores.skipped == {"fvd_embedded": TOO_FEW_CLIPS, "fvd_embedded_ref_static": TOO_FEW_CLIPS}

@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-from conftest import REPO, TINY_OVERRIDES
+from conftest import REPO, TINY_OVERRIDES, job_env
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -46,12 +46,16 @@ def search_command(workdir: Path, cache: Path, sweep_name: str, *extra: str) -> 
     ]
 
 
-def search_env(workdir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
-        "ASVA_ARTIFACT_ROOT": str(workdir / "mlartifacts"),
-    }
+def run_search(workdir: Path, cache: Path, sweep_name: str, *extra: str) -> subprocess.CompletedProcess:
+    """`search_command(...)` to its end, its output captured."""
+    return subprocess.run(
+        search_command(workdir, cache, sweep_name, *extra),
+        cwd=workdir,
+        env=job_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def only_study(workdir: Path) -> optuna.Study:
@@ -103,14 +107,7 @@ def test_search_space_from_config_and_command_line():
 
 def test_three_trial_search_records_each_trial_and_a_rerun_adds_none(shared_cache, tmp_path):
     started = time.perf_counter()
-    result = subprocess.run(
-        search_command(tmp_path, shared_cache, "first", "hydra.sweeper.n_trials=3"),
-        cwd=tmp_path,
-        env=search_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result = run_search(tmp_path, shared_cache, "first", "hydra.sweeper.n_trials=3")
     assert result.returncode == 0, result.stderr[-3000:]
     print(f"3-trial tiny search: {time.perf_counter() - started:.1f} s")
 
@@ -137,14 +134,7 @@ def test_three_trial_search_records_each_trial_and_a_rerun_adds_none(shared_cach
     assert f"best_value: {study.best_value}" in best
 
     # The same search again (another SLURM job, say) finds the study complete: no trial, no run.
-    again = subprocess.run(
-        search_command(tmp_path, shared_cache, "again", "hydra.sweeper.n_trials=3"),
-        cwd=tmp_path,
-        env=search_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    again = run_search(tmp_path, shared_cache, "again", "hydra.sweeper.n_trials=3")
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(only_study(tmp_path).get_trials()) == 3
     assert len(job_runs(tmp_path)[0]) == 3
@@ -155,7 +145,7 @@ def test_killed_trial_is_failed_by_its_heartbeat_and_retried(shared_cache, tmp_p
     victim = subprocess.Popen(
         search_command(tmp_path, shared_cache, "killed", *beat),
         cwd=tmp_path,
-        env=search_env(tmp_path),
+        env=job_env(tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -173,14 +163,7 @@ def test_killed_trial_is_failed_by_its_heartbeat_and_retried(shared_cache, tmp_p
     assert [t.state for t in killed] == [TrialState.RUNNING]  # nobody told the study
     time.sleep(4)  # past the grace period
 
-    result = subprocess.run(
-        search_command(tmp_path, shared_cache, "resumed", *beat),
-        cwd=tmp_path,
-        env=search_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result = run_search(tmp_path, shared_cache, "resumed", *beat)
     assert result.returncode == 0, result.stderr[-3000:]
     trials = only_study(tmp_path).get_trials()
     assert trials[0].state == TrialState.FAIL
@@ -202,11 +185,8 @@ def test_killed_trial_is_failed_by_its_heartbeat_and_retried(shared_cache, tmp_p
 
 def test_trial_whose_job_fails_is_marked_failed_and_stops_the_search(tmp_path):
     # Every window radius of this space is impossible: the job stops before any compute.
-    command = search_command(
+    result = run_search(
         tmp_path, tmp_path / "cache", "bad", "window_radius=interval(-2.0, -1.0)", "hydra.sweeper.n_trials=2"
-    )
-    result = subprocess.run(
-        command, cwd=tmp_path, env=search_env(tmp_path), capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 2
     assert "error: window_radius: must be > 0" in result.stderr

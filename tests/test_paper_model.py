@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from paper_model_fixtures import (
+    TINY_BEATS,
     TINY_RESAMPLER,
     TINY_UNET,
     TINY_UNET_SPEC,
@@ -88,17 +89,7 @@ def _visible(fps: int, radius: float, times: torch.Tensor) -> list[int]:
 
 def test_window_masks_on_real_token_times():
     ib = ImageBindAudio(TrunkSpec(dim=8, blocks=1, heads=2, out_dim=8)).token_times()
-    beats_times = beats_module.BEATs(
-        beats_module.BEATsConfig(
-            embed_dim=8,
-            encoder_layers=1,
-            encoder_embed_dim=8,
-            encoder_ffn_embed_dim=8,
-            encoder_attention_heads=2,
-            conv_pos=4,
-            conv_pos_groups=2,
-        )
-    ).token_times(198)
+    beats_times = beats_module.BEATs(beats_module.BEATsConfig.from_official(TINY_BEATS)).token_times(198)
     # 6 FPS, r = 0.5: frame i's 167-ms chunk. ImageBind time columns are 100 ms apart (12 tokens each),
     # BEATs 160 ms (8). The CLS token, timed at the clip centre (1.03 s), falls in frame 6's chunk.
     assert _visible(6, 0.5, ib)[:7] == [12, 24, 24, 12, 24, 24, 12 + 1]

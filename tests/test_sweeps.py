@@ -184,3 +184,21 @@ def test_encoder_layer_grid_runs_every_feature_set(tmp_path):
     params = {j.data.params["audio_layers"]: int(j.data.params["trainable_parameters"]) for j in jobs}
     # One projection per tapped layer: six taps hold more trainable weights than one.
     assert params["a:3-7-11+b:3-7-11"] > params["a:3-7-11"] > params["a:11"]
+
+
+def test_a_worker_that_imports_an_entry_point_again_loads_no_torch():
+    """A job's spawned workers (the leak check's process pool) run its entry point's imports again, as
+    `__mp_main__`: they must stay light, or each worker pays seconds for torch, MLflow and diffusers."""
+    check = (
+        "import runpy, sys\n"
+        "for script in sys.argv[1:]:\n"
+        "    runpy.run_path(script, run_name='__mp_main__')\n"
+        "print(sorted({'torch', 'mlflow', 'diffusers'} & set(sys.modules)))\n"
+    )
+    scripts = sorted(str(path) for path in (REPO / "sweeps").glob("*.py"))
+    assert len(scripts) >= 9
+    result = subprocess.run(
+        [sys.executable, "-c", check, *scripts], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

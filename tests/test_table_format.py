@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_fixtures import panel_layout, rows
+from analysis_fixtures import EMBEDDED_JOB_PARAMS, panel_layout, rows
 
 from analysis import budget, outputs, plots, tables
 from analysis.metrics import MISSING, OTHER, by_family, metric_family, metric_info, metric_sort_key
@@ -73,19 +73,9 @@ def embedded_sweep(study: str, seeds: int = 3) -> list[tuple[dict[str, str], dic
     """(params, metrics) of each job of a study's sweep on the embedded default."""
     key, effects = EMBEDDED_SWEEPS[study]
     rng = np.random.default_rng(4)
-    params = {
-        "dataset": "synthetic",
-        "fps": "6",
-        "window_radius": "0.5",
-        "audio_layers": "a:11",
-        "k": "all",
-        "pretrain": "false",
-        "curation": "none",
-        "finetune": "true",
-    }
     return [
         (
-            params | {key: setting, "seed": str(seed), "config_hash": f"{study}-{setting}-{seed}"},
+            EMBEDDED_JOB_PARAMS | {key: setting, "seed": str(seed), "config_hash": f"{study}-{setting}-{seed}"},
             embedded_sweep_metrics(effect, seed, rng),
         )
         for setting, effect in effects.items()

@@ -212,9 +212,9 @@ def test_a_dataclass_built_in_python_checks_its_fields_too():
 
 
 def test_a_sweep_with_an_impossible_override_stops_before_the_job(monkeypatch, capsys):
-    from asva import cli
+    from asva import cli, experiment
 
-    monkeypatch.setattr(cli, "run_job", lambda *args: pytest.fail("the job started"))
+    monkeypatch.setattr(experiment, "run_job", lambda *args: pytest.fail("the job started"))
     with pytest.raises(SystemExit) as exited:
         cli.run(composed("window_radius", ["train.finetune.batch_size=0"]))
     assert exited.value.code == 2
