@@ -24,8 +24,8 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from asva.config.commands import CurateConfig
 from asva.config.hashing import stable_hash
-from asva.config.schema import CurateConfig
 from asva.config.validate import check_files_and_device
 from asva.data import curation, sources
 from asva.data.curated_manifest import ManifestRow, write_curated_manifest

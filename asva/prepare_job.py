@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from asva.config.schema import PrepareConfig
+from asva.config.commands import PrepareConfig
 from asva.config.validate import check_files_and_device
 from asva.cpus import usable_cpus
 from asva.data import sources

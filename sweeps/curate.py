@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from asva import cli
-from asva.config.schema import CurateConfig
+from asva.config.commands import CurateConfig
 from asva.config.store import register
 
 register()

@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from asva import cli
-from asva.config.schema import EvaluateConfig
+from asva.config.commands import EvaluateConfig
 from asva.config.store import register
 
 register()

@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from asva import cli
-from asva.config.schema import PrepareConfig
+from asva.config.commands import PrepareConfig
 from asva.config.store import register
 
 register()

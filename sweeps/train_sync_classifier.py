@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from asva import cli
-from asva.config.schema import TrainSyncClassifierConfig
+from asva.config.commands import TrainSyncClassifierConfig
 from asva.config.store import register
 
 register()

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from asva.config.schema import AVSyncDClassifierConfig, ExperimentConfig, TrainSyncClassifierConfig
+from asva.config.commands import TrainSyncClassifierConfig
+from asva.config.schema import AVSyncDClassifierConfig, ExperimentConfig
 from asva.data.audio import fbank
 from asva.data.windows import VideoWindows
 from asva.errors import DataError

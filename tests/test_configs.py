@@ -12,7 +12,8 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from asva.config.build import build_config
-from asva.config.schema import CurateConfig, ExperimentConfig
+from asva.config.commands import CurateConfig
+from asva.config.schema import ExperimentConfig
 from asva.config.store import register
 from asva.config.validate import check_files_and_device
 

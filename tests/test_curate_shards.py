@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from conftest import REPO, job_env
 
-from asva.config.schema import CurateConfig, CurationConfig, DataConfig, SyntheticConfig
+from asva.config.commands import CurateConfig
+from asva.config.schema import CurationConfig, DataConfig, SyntheticConfig
 from asva.cpus import usable_cpus
 from asva.curation_job import run_curation, shard_of
 from asva.data.curated_manifest import COLUMNS, ManifestRow, read_curated_manifest, write_curated_manifest

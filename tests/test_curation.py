@@ -21,7 +21,8 @@ import torch
 from conftest import REPO, require_executables
 from omegaconf import OmegaConf
 
-from asva.config.schema import CurateConfig, CurationConfig, DataConfig, ExperimentConfig, SyntheticConfig
+from asva.config.commands import CurateConfig
+from asva.config.schema import CurationConfig, DataConfig, ExperimentConfig, SyntheticConfig
 from asva.data import curation
 from asva.data.curated_manifest import read_curated_manifest
 from asva.data.dataset import load_split

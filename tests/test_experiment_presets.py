@@ -12,13 +12,8 @@ from conftest import REPO, path_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from asva.config.schema import (
-    AVSyncDClassifierConfig,
-    CurateConfig,
-    CurationConfig,
-    ExperimentConfig,
-    TrainSyncClassifierConfig,
-)
+from asva.config.commands import CurateConfig, TrainSyncClassifierConfig
+from asva.config.schema import AVSyncDClassifierConfig, CurationConfig, ExperimentConfig
 from asva.config.store import register
 from asva.config.validate import paper_recipe_warning
 

@@ -10,7 +10,8 @@ import pytest
 from conftest import TINY_OVERRIDES
 from omegaconf import OmegaConf
 
-from asva.config.schema import EvaluateConfig, ExperimentConfig, TrainSyncClassifierConfig
+from asva.config.commands import EvaluateConfig, TrainSyncClassifierConfig
+from asva.config.schema import ExperimentConfig
 
 
 def tiny(schema, workdir: Path, *extra: str):

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 
 from asva.config.build import build_config
 from asva.config.checks import FieldError
+from asva.config.commands import CurateConfig
 from asva.config.schema import (
-    CurateConfig,
     CurationConfig,
     DataConfig,
     EvalConfig,
@@ -223,7 +223,7 @@ def test_a_sweep_with_an_impossible_override_stops_before_the_job(monkeypatch, c
 
 def test_an_evaluation_with_an_impossible_override_stops_before_the_evaluation(capsys):
     from asva import cli
-    from asva.config.schema import EvaluateConfig
+    from asva.config.commands import EvaluateConfig
 
     with pytest.raises(SystemExit) as exited:
         cli.run_command(

@@ -8,15 +8,8 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from asva.config.schema import (
-    CurateConfig,
-    DataConfig,
-    EvaluateConfig,
-    ExperimentConfig,
-    PrepareConfig,
-    TrainConfig,
-    TrainSyncClassifierConfig,
-)
+from asva.config.commands import CurateConfig, EvaluateConfig, PrepareConfig, TrainSyncClassifierConfig
+from asva.config.schema import DataConfig, ExperimentConfig, TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "sweeps" / "conf"
 CONF_RESOLVER = "asva.conf"

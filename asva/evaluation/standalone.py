@@ -30,8 +30,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from asva import distributed
 from asva.config.build import build_config
+from asva.config.commands import EvaluateConfig
 from asva.config.parse import parse_k
-from asva.config.schema import EvaluateConfig, ExperimentConfig
+from asva.config.schema import ExperimentConfig
 from asva.config.validate import check_files_and_device
 from asva.data import sources
 from asva.data.audio import fbank_frames

@@ -19,7 +19,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from asva.config.schema import TrainSyncClassifierConfig
+from asva.config.commands import TrainSyncClassifierConfig
 from asva.config.validate import check_files_and_device
 from asva.data import sources
 from asva.data.dataset import load_split
